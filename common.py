@@ -1,0 +1,461 @@
+"""The shared toolbox of the project: data, devices, outputs, checkpoints.
+
+Every script (gan.py, cgan.py, wgan.py, diffusion.py, adversarial.py) keeps its own algorithm and
+takes its plumbing from here, one small function per job:
+
+    data         load_dataset, to_training_tensor, sample_batch
+    run          pick_device, seed_everything, ema_update, Progress, UserError,
+                 exit_on_user_error
+    outputs      make_run_dir, image_grid, save_grid, save_gif, load_gif_frames, save_curves,
+                 write_json, save_samples
+    checkpoints  save_checkpoint, load_checkpoint
+
+Datasets are read from their original files by our own code (no torchvision):
+    MNIST, Fashion-MNIST   IDX files, gzipped or raw, in <data-dir>/mnist or <data-dir>/fashion
+    CIFAR-10               the python pickle batches, as cifar-10-python.tar.gz or its extracted
+                           folder cifar-10-batches-py/, in <data-dir>/cifar10
+The data folder is --data-dir, else $DATA_DIR, else ./data. Missing files are downloaded from the
+original hosts and checked against their published MD5 sums; with no network the error says which
+files to put where.
+"""
+import contextlib
+import functools
+import gzip
+import hashlib
+import io
+import json
+import os
+import pickle
+import random
+import sys
+import tarfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class UserError(Exception):
+    """Bad input from the user (a flag, a file, a checkpoint): shown as one line, no traceback."""
+
+
+def exit_on_user_error(main):
+    """Decorate a script's main(): a UserError becomes 'error: ...' on stderr and exit status 2."""
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except UserError as error:
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(2)
+    return wrapped
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: the original files, checked as they are read
+
+DATASETS = {
+    "mnist": {
+        "shape": (1, 28, 28),
+        "classes": [str(digit) for digit in range(10)],
+        "mirrors": ["https://ossci-datasets.s3.amazonaws.com/mnist/",
+                    "https://storage.googleapis.com/cvdf-datasets/mnist/"],
+        # MD5 of the original .gz downloads, as published with the dataset.
+        "files": {
+            "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
+            "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+    },
+    "fashion": {
+        "shape": (1, 28, 28),
+        "classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+        "mirrors": ["https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"],
+        "files": {
+            "train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+    },
+    "cifar10": {
+        "shape": (3, 32, 32),
+        "classes": ["airplane", "automobile", "bird", "cat", "deer",
+                    "dog", "frog", "horse", "ship", "truck"],
+        "mirrors": ["https://www.cs.toronto.edu/~kriz/"],
+        "files": {"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"},
+    },
+}
+IDX_MAGIC_IMAGES, IDX_MAGIC_LABELS = 0x00000803, 0x00000801  # unsigned bytes, 3 or 1 dimensions
+
+
+def data_root(data_dir=None):
+    """--data-dir, else $DATA_DIR, else ./data."""
+    return Path(data_dir or os.environ.get("DATA_DIR") or "data")
+
+
+def _md5(path):
+    digest = hashlib.md5()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _download(dataset, filename, folder):
+    """Fetch one original file into folder, checked against its published MD5; atomic."""
+    info = DATASETS[dataset]
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / filename
+    partial = folder / (filename + ".partial")
+    for mirror in info["mirrors"]:
+        try:
+            print(f"downloading {mirror}{filename} ...", file=sys.stderr)
+            with urllib.request.urlopen(mirror + filename, timeout=30) as response, \
+                    open(partial, "wb") as out:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+        except OSError:
+            partial.unlink(missing_ok=True)
+            continue
+        expected = info["files"][filename.removesuffix(".gz")]
+        if _md5(partial) != expected:
+            partial.unlink()
+            raise UserError(f"{mirror}{filename} does not match its published MD5 {expected}")
+        os.replace(partial, target)
+        return target
+    wanted = ", ".join(name + ("" if dataset == "cifar10" else ".gz") for name in info["files"])
+    raise UserError(f"{dataset} is not in {folder} and could not be downloaded: "
+                    f"put {wanted} there (or pass --data-dir / set DATA_DIR)")
+
+
+def _find_or_download(dataset, name, folder):
+    """The raw file if present, else its .gz, else download the .gz."""
+    for candidate in (folder / name, folder / (name + ".gz")):
+        if candidate.is_file():
+            return candidate
+    return _download(dataset, name + ".gz", folder)
+
+
+def read_idx(path, expected_magic):
+    """Read one IDX file (raw or .gz) into a uint8 array, checking magic, dimensions and length.
+
+    IDX layout: a big-endian int32 magic (0x0803 images, 0x0801 labels: type 08 = unsigned byte,
+    then the number of dimensions), one big-endian int32 per dimension, then the bytes.
+    """
+    path = Path(path)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as file:
+            raw = file.read()
+    except (OSError, EOFError) as error:  # BadGzipFile is an OSError; truncated gzip is EOFError
+        raise UserError(f"{path}: cannot be read ({error}); delete it and get the original again")
+    if len(raw) < 4 or int.from_bytes(raw[:4], "big") != expected_magic:
+        found = raw[:4].hex() if len(raw) >= 4 else "too short"
+        raise UserError(f"{path}: not an IDX file of the expected kind "
+                        f"(magic {found}, expected {expected_magic:08x})")
+    ndim = expected_magic & 0xFF
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise UserError(f"{path}: truncated IDX header")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    if len(raw) - header != int(np.prod(shape)):
+        raise UserError(f"{path}: holds {len(raw) - header} data bytes, its header promises "
+                        f"{int(np.prod(shape))} for shape {shape} (truncated or corrupt)")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _load_idx_dataset(dataset, folder, train):
+    prefix = "train" if train else "t10k"
+    images_path = _find_or_download(dataset, f"{prefix}-images-idx3-ubyte", folder)
+    labels_path = _find_or_download(dataset, f"{prefix}-labels-idx1-ubyte", folder)
+    images = read_idx(images_path, IDX_MAGIC_IMAGES)
+    labels = read_idx(labels_path, IDX_MAGIC_LABELS)
+    if images.shape[1:] != (28, 28):
+        raise UserError(f"{images_path}: images are {images.shape[1:]}, expected 28 x 28")
+    if len(images) != len(labels):
+        raise UserError(f"{images_path} has {len(images)} images but {labels_path} "
+                        f"has {len(labels)} labels")
+    if labels.size and labels.max() > 9:
+        raise UserError(f"{labels_path}: label {labels.max()} outside 0-9")
+    return images[:, None], labels.astype(np.int64)
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """CIFAR batches are pickles; allow numpy arrays and nothing else, so a file cannot run code."""
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"forbidden object {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _read_cifar_batch(raw, name):
+    try:
+        batch = _ArraysOnlyUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except Exception as error:  # any unpickling failure means a corrupt or foreign file
+        raise UserError(f"{name}: not a CIFAR-10 python batch ({error})")
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        raise UserError(f"{name}: a CIFAR-10 batch needs the keys b'data' and b'labels'")
+    data = np.asarray(batch[b"data"])
+    labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 \
+            or len(data) != len(labels):
+        raise UserError(f"{name}: data of shape {data.shape} ({data.dtype}) with {len(labels)} "
+                        f"labels, expected N x 3072 uint8 with N labels")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise UserError(f"{name}: labels outside 0-9")
+    # Each row is 1024 red, then 1024 green, then 1024 blue values, row-major.
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def _load_cifar10(folder, train):
+    names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+    extracted = folder / "cifar-10-batches-py"
+    if extracted.is_dir():
+        raws = {}
+        for name in names:
+            if not (extracted / name).is_file():
+                raise UserError(f"{extracted / name} is missing")
+            raws[name] = (extracted / name).read_bytes()
+    else:
+        archive = folder / "cifar-10-python.tar.gz"
+        if not archive.is_file():
+            archive = _download("cifar10", "cifar-10-python.tar.gz", folder)
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                raws = {name: tar.extractfile(f"cifar-10-batches-py/{name}").read()
+                        for name in names}
+        except (tarfile.TarError, KeyError, OSError, EOFError) as error:
+            raise UserError(f"{archive}: not a complete cifar-10-python.tar.gz ({error})")
+    batches = [_read_cifar_batch(raws[name], name) for name in names]
+    return (np.concatenate([images for images, _ in batches]),
+            np.concatenate([labels for _, labels in batches]))
+
+
+def load_dataset(name, train=True, data_dir=None):
+    """(images uint8 N x C x H x W, labels int64 N) of one split of mnist, fashion or cifar10."""
+    if name not in DATASETS:
+        raise UserError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    folder = data_root(data_dir) / name
+    if name == "cifar10":
+        return _load_cifar10(folder, train)
+    return _load_idx_dataset(name, folder, train)
+
+
+def to_training_tensor(images, device):
+    """The whole set as one float tensor on the device, scaled from bytes to [-1, 1].
+
+    Batches are then drawn by random index (sample_batch): no per-sample Python work, which is
+    what makes CPU training fast compared with a DataLoader that transforms one image at a time.
+    """
+    return torch.from_numpy(np.array(images)).to(device).float().div_(127.5).sub_(1.0)
+
+
+def sample_batch(images, batch_size, labels=None):
+    """A random batch (with replacement) of the in-memory set, and its labels if given."""
+    index = torch.randint(len(images), (batch_size,), device=images.device)
+    return images[index] if labels is None else (images[index], labels[index])
+
+
+# ---------------------------------------------------------------------------------------------
+# Running: device, seed, progress
+
+def pick_device(name=None):
+    """cuda, then mps, then cpu, unless --device names one."""
+    if name:
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise UserError(f"--device {name}: CUDA is not available on this machine")
+        if name == "mps" and not torch.backends.mps.is_available():
+            raise UserError("--device mps: MPS is not available on this machine")
+        try:
+            return torch.device(name)
+        except RuntimeError:
+            raise UserError(f"--device {name}: not a device (try cpu, cuda, mps)")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed):
+    """Same seed, same CPU run: Python, NumPy and torch generators all start from it."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@torch.no_grad()
+def ema_update(ema_model, model, decay):
+    """theta_ema <- decay * theta_ema + (1 - decay) * theta; buffers (batch-norm statistics) are
+    copied. decay 0 makes the EMA model a plain copy."""
+    for ema_param, param in zip(ema_model.parameters(), model.parameters()):
+        ema_param.lerp_(param, 1.0 - decay)
+    for ema_buffer, buffer in zip(ema_model.buffers(), model.buffers()):
+        ema_buffer.copy_(buffer)
+
+
+def format_seconds(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 \
+        else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class Progress:
+    """One line every `every` iterations: iteration, the given numbers, it/s, time left."""
+
+    def __init__(self, total, start=0, every=500):
+        self.total, self.every = total, every
+        self.last_iteration, self.last_time = start, time.perf_counter()
+
+    def update(self, iteration, **numbers):
+        if iteration % self.every and iteration != self.total:
+            return
+        now = time.perf_counter()
+        speed = (iteration - self.last_iteration) / max(now - self.last_time, 1e-9)
+        self.last_iteration, self.last_time = iteration, now
+        shown = " ".join(f"{key} {value:.3f}" for key, value in numbers.items())
+        left = format_seconds((self.total - iteration) / max(speed, 1e-9))
+        print(f"it {iteration:>7d}/{self.total} | {shown} | {speed:7.1f} it/s | {left} left",
+              flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs: every file is written to a temporary name first, then renamed into place, so an
+# interrupted run never leaves a half-written grid, GIF, JSON or checkpoint behind.
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path` (same suffix); rename it to `path` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def make_run_dir(script, out=None):
+    """--out, else runs/<script>/<date-time>."""
+    folder = Path(out) if out else Path("runs") / script / time.strftime("%Y%m%d-%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def image_grid(images, ncol=None):
+    """Images in [-1, 1], (N, C, H, W) -> one uint8 (rows*H, ncol*W, 3) array, 2-pixel borders."""
+    images = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    count, channels, height, width = images.shape
+    ncol = ncol or int(np.ceil(np.sqrt(count)))
+    nrow = int(np.ceil(count / ncol))
+    pad = 2
+    grid = np.zeros((pad + nrow * (height + pad), pad + ncol * (width + pad), 3), dtype=np.uint8)
+    for index, image in enumerate(images.numpy()):
+        row, col = divmod(index, ncol)
+        top, left = pad + row * (height + pad), pad + col * (width + pad)
+        grid[top:top + height, left:left + width] = image.transpose(1, 2, 0)  # 1 channel broadcasts
+    return grid
+
+
+def save_grid(images, path, ncol=None):
+    from PIL import Image
+    with atomic_path(path) as temporary:
+        Image.fromarray(image_grid(images, ncol)).save(temporary, format="PNG")
+
+
+def save_gif(frames, path, seconds_per_frame=0.25):
+    """A GIF of uint8 (H, W, 3) frames, looping, the last frame held longer."""
+    from PIL import Image
+    pictures = [Image.fromarray(frame) for frame in frames]
+    durations = [int(seconds_per_frame * 1000)] * (len(pictures) - 1) + [2000]
+    with atomic_path(path) as temporary:
+        pictures[0].save(temporary, format="GIF", save_all=True, append_images=pictures[1:],
+                         duration=durations, loop=0)
+
+
+def load_gif_frames(path):
+    """The frames of a GIF written by save_gif (to extend it when a run resumes)."""
+    from PIL import Image, ImageSequence
+    if not Path(path).is_file():
+        return []
+    with Image.open(path) as gif:
+        return [np.array(frame.convert("RGB")) for frame in ImageSequence.Iterator(gif)]
+
+
+def save_curves(history, path, panels, x_key="iteration"):
+    """One subplot per panel, each a list of history keys plotted against history[x_key]."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
+    for axis, keys in zip(axes[0], panels):
+        for key in keys:
+            axis.plot(history[x_key], history[key], label=key, linewidth=1)
+        axis.set_xlabel(x_key)
+        axis.legend()
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
+    plt.close(figure)
+
+
+def write_json(data, path):
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def save_samples(images, path, labels=None, ncol=None):
+    """The shared --generate output: FILE.npz with `images` (float32 N x C x H x W in [0, 1]) and
+    `labels` (int64) for conditional models, plus FILE.png, a grid of the first 100."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise UserError(f"--out {path}: the samples file must end in .npz")
+    arrays = {"images": ((images.detach().float().cpu().clamp(-1, 1) + 1) / 2).numpy()}
+    if labels is not None:
+        arrays["labels"] = labels.detach().cpu().to(torch.int64).numpy()
+    with atomic_path(path) as temporary:
+        np.savez(temporary, **arrays)
+    save_grid(images[:100], path.with_suffix(".png"), ncol=ncol)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints: plain dicts of tensors and numbers, so torch.load(weights_only=True) can read them.
+
+def save_checkpoint(state, path):
+    with atomic_path(path) as temporary:
+        torch.save(state, temporary)
+
+
+def load_checkpoint(path, model):
+    """Load a checkpoint written by the script called `model`; anything else is a UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many kinds for a file that is not a checkpoint
+        raise UserError(f"{path}: not a readable checkpoint ({str(error).splitlines()[0]})")
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise UserError(f"{path}: not a checkpoint of this project")
+    if state["model"] != model:
+        raise UserError(f"{path} is a checkpoint of {state['model']}.py, not {model}.py")
+    return state
+
+
+def load_weights(network, weights, path):
+    """network.load_state_dict, with a shape mismatch reported as one line."""
+    try:
+        network.load_state_dict(weights)
+    except RuntimeError as error:
+        raise UserError(f"{path}: its weights do not fit this network "
+                        f"({str(error).splitlines()[0]})")

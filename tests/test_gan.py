@@ -1,0 +1,155 @@
+"""gan.py: the losses equal their definitions, their gradients behave as the paper says, the
+networks fit every dataset, and the script trains, resumes and generates on tiny data."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+import common
+import gan
+
+# Within |l| <= 15 the reference, computed from probabilities in float64, is itself accurate to
+# 1e-9; beyond that log(1 - sigmoid(l)) from a probability loses digits (which is why the code
+# works on logits), so the tails are checked against softplus's asymptote instead.
+logits = st.lists(st.floats(-15, 15, allow_nan=False), min_size=1, max_size=16)
+extreme = st.lists(st.floats(-1e4, 1e4, allow_nan=False), min_size=1, max_size=16)
+
+
+def sigmoid(value):
+    return 1 / (1 + math.exp(-value))
+
+
+@settings(max_examples=200, deadline=None)
+@given(logits, logits)
+def test_losses_equal_their_definitions(real, fake):
+    real_t = torch.tensor(real, dtype=torch.float64)
+    fake_t = torch.tensor(fake, dtype=torch.float64)
+    # L_D = -[log D(x) + log(1 - D(G(z)))], averaged over each batch, from probabilities
+    expected_d = -np.mean([math.log(sigmoid(r)) for r in real]) \
+        - np.mean([math.log1p(-sigmoid(f)) for f in fake])
+    expected_minimax = np.mean([math.log1p(-sigmoid(f)) for f in fake])   # log(1 - D(G(z)))
+    expected_logistic = -np.mean([math.log(sigmoid(f)) for f in fake])    # -log D(G(z))
+    assert gan.discriminator_loss(real_t, fake_t).item() == pytest.approx(expected_d, rel=1e-7,
+                                                                          abs=1e-9)
+    assert gan.generator_loss(fake_t, "minimax").item() == pytest.approx(expected_minimax,
+                                                                         rel=1e-7, abs=1e-9)
+    assert gan.generator_loss(fake_t, "logistic").item() == pytest.approx(expected_logistic,
+                                                                          rel=1e-7, abs=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(extreme, extreme)
+def test_losses_finite_for_extreme_logits(real, fake):
+    real_t, fake_t = torch.tensor(real), torch.tensor(fake)
+    for value in (gan.discriminator_loss(real_t, fake_t), gan.generator_loss(fake_t, "minimax"),
+                  gan.generator_loss(fake_t, "logistic")):
+        assert torch.isfinite(value)
+    # softplus(a) = max(a, 0) + log(1 + e^-|a|) exactly, and that form is stable for any a
+    def softplus(values):
+        return np.mean([max(a, 0.0) + math.log1p(math.exp(-abs(a))) for a in values])
+    expected_d = softplus([-r for r in real]) + softplus(fake)
+    assert gan.discriminator_loss(real_t, fake_t).item() == pytest.approx(expected_d, rel=1e-5,
+                                                                          abs=1e-5)
+    assert gan.generator_loss(fake_t, "minimax").item() == pytest.approx(-softplus(fake),
+                                                                         rel=1e-5, abs=1e-5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(-50, 50, allow_nan=False))
+def test_generator_gradients(logit):
+    """d/dl log(1 - sigmoid(l)) = -sigmoid(l) and d/dl -log sigmoid(l) = -(1 - sigmoid(l))."""
+    for loss, expected in (("minimax", -sigmoid(logit)), ("logistic", -(1 - sigmoid(logit)))):
+        fake_logit = torch.tensor([logit], dtype=torch.float64, requires_grad=True)
+        gan.generator_loss(fake_logit, loss).backward()
+        # abs 1e-8: torch.softplus(l) returns l itself above l = 20, off by e^-20 there
+        assert fake_logit.grad.item() == pytest.approx(expected, rel=1e-9, abs=1e-8)
+
+
+def test_minimax_gradient_vanishes_when_discriminator_wins():
+    """As D(G(z)) -> 0 the minimax signal vanishes; the logistic one tends to its maximum."""
+    previous = None
+    for logit in (-2.0, -5.0, -10.0, -20.0):
+        grads = {}
+        for loss in ("minimax", "logistic"):
+            fake_logit = torch.tensor([logit], dtype=torch.float64, requires_grad=True)
+            gan.generator_loss(fake_logit, loss).backward()
+            grads[loss] = abs(fake_logit.grad.item())
+        assert grads["logistic"] > 0.88
+        if previous is not None:
+            assert grads["minimax"] < previous / 10
+        previous = grads["minimax"]
+    assert previous < 1e-8
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 33), st.sampled_from(["mlp", "dcgan"]), st.sampled_from(list(common.DATASETS)))
+def test_network_shapes(batch, arch, dataset):
+    shape = common.DATASETS[dataset]["shape"]
+    generator, discriminator = gan.build_networks({"arch": arch, "z_dim": 7, "image_shape": shape})
+    generator.eval(), discriminator.eval()       # batch norm in training mode needs batch > 1
+    images = generator(torch.randn(batch, 7))
+    assert images.shape == (batch, *shape)
+    assert images.min() >= -1 and images.max() <= 1
+    assert discriminator(images).shape == (batch,)
+
+
+def run_gan(*argv):
+    return gan.main([str(arg) for arg in argv])
+
+
+def test_train_resume_generate(tiny_data, tmp_path):
+    out = tmp_path / "run"
+    run_gan("--data-dir", tiny_data, "--iters", 30, "--batch-size", 8, "--sample-every", 10,
+            "--out", out)
+    for name in ("checkpoint.pt", "curves.png", "progress.gif", "metrics.json",
+                 "samples_0000030.png"):
+        assert (out / name).is_file(), name
+    assert len(common.load_gif_frames(out / "progress.gif")) == 3
+    assert not list(out.glob(".*partial*"))
+    # resume to 50: the history continues from 30, the GIF grows
+    run_gan("--data-dir", tiny_data, "--iters", 50, "--batch-size", 8, "--sample-every", 10,
+            "--resume", out / "checkpoint.pt")
+    state = common.load_checkpoint(out / "checkpoint.pt", "gan")
+    assert state["iteration"] == 50 and state["history"]["iteration"][-1] == 50
+    assert len(common.load_gif_frames(out / "progress.gif")) == 5
+    run_gan("--checkpoint", out / "checkpoint.pt", "--generate", 12, "--out", tmp_path / "s.npz")
+    samples = np.load(tmp_path / "s.npz")
+    assert samples["images"].shape == (12, 1, 28, 28) and "labels" not in samples
+    assert samples["images"].dtype == np.float32
+    assert 0 <= samples["images"].min() and samples["images"].max() <= 1
+
+
+def test_same_seed_same_run(tiny_data, tmp_path):
+    for name in ("a", "b"):
+        run_gan("--data-dir", tiny_data, "--iters", 5, "--batch-size", 4, "--out", tmp_path / name,
+                "--loss", "minimax", "--seed", 3)
+    first = common.load_checkpoint(tmp_path / "a" / "checkpoint.pt", "gan")
+    second = common.load_checkpoint(tmp_path / "b" / "checkpoint.pt", "gan")
+    for key in first["generator"]:
+        assert torch.equal(first["generator"][key], second["generator"][key])
+
+
+@pytest.mark.parametrize("dataset", ["fashion", "cifar10"])
+def test_dcgan_on_other_datasets(tiny_data, tmp_path, dataset):
+    run_gan("--data-dir", tiny_data, "--dataset", dataset, "--arch", "dcgan", "--iters", 3,
+            "--batch-size", 4, "--out", tmp_path / dataset)
+    state = common.load_checkpoint(tmp_path / dataset / "checkpoint.pt", "gan")
+    assert state["config"]["image_shape"] == list(common.DATASETS[dataset]["shape"])
+
+
+def test_user_errors_are_one_line(tiny_data, tmp_path, capsys):
+    common.save_checkpoint({"model": "wgan", "config": {}}, tmp_path / "w.pt")
+    with pytest.raises(SystemExit) as exit_info:
+        run_gan("--checkpoint", tmp_path / "w.pt", "--generate", 4, "--out", tmp_path / "s.npz")
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {tmp_path / 'w.pt'} is a checkpoint of wgan.py, not gan.py"]
+    with pytest.raises(SystemExit):                     # missing data, offline
+        run_gan("--data-dir", tmp_path / "empty", "--iters", 2, "--out", tmp_path / "r")
+    assert "could not be downloaded" in capsys.readouterr().err
+    for bad in (["--loss", "hinge"], ["--iters", "0"], ["--generate", "5"], ["--ema", "1"]):
+        with pytest.raises(SystemExit) as exit_info:
+            run_gan(*bad)
+        assert exit_info.value.code == 2

@@ -459,3 +459,126 @@ def load_weights(network, weights, path):
     except RuntimeError as error:
         raise UserError(f"{path}: its weights do not fit this network "
                         f"({str(error).splitlines()[0]})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sample quality, measured with the MNIST classifier of adversarial.py (trained once, cached).
+#
+# FID (Heusel et al. 2017) compares two sets through the Gaussians N(mu, S) fitted to their
+# features; here the features are the classifier's penultimate layer, not Inception's:
+#     FID = ||mu_1 - mu_2||^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^(1/2))
+# It is 0 for identical statistics and grows with both a shift of the mean (quality) and a
+# mismatch of the spread (diversity). It falls as N grows, so every FID says its N.
+
+_CACHE = {}   # loaded classifiers, and the test-set feature Gaussian of each, computed once
+
+
+def frechet_distance(mu_1, sigma_1, mu_2, sigma_2):
+    """||mu_1 - mu_2||^2 + Tr(S_1) + Tr(S_2) - 2 Tr((S_1 S_2)^(1/2)), in float64.
+
+    (S_1 S_2)^(1/2) has the same eigenvalues as the symmetric S_1^(1/2) S_2 S_1^(1/2), so its
+    trace is the sum of their square roots: no general matrix square root needed.
+    """
+    mu_1, mu_2 = np.asarray(mu_1, np.float64), np.asarray(mu_2, np.float64)
+    sigma_1, sigma_2 = np.asarray(sigma_1, np.float64), np.asarray(sigma_2, np.float64)
+    values, vectors = np.linalg.eigh(sigma_1)
+    sqrt_sigma_1 = (vectors * np.sqrt(values.clip(min=0))) @ vectors.T
+    cross = np.linalg.eigvalsh(sqrt_sigma_1 @ sigma_2 @ sqrt_sigma_1).clip(min=0)
+    return float(((mu_1 - mu_2) ** 2).sum() + np.trace(sigma_1) + np.trace(sigma_2)
+                 - 2 * np.sqrt(cross).sum())
+
+
+def _gaussian(features):
+    features = features.double().cpu().numpy()
+    return features.mean(0), np.cov(features, rowvar=False)
+
+
+def class_entropy(histogram):
+    """H = -sum_k p_k log p_k in nats: 0 for one class, log 10 = 2.303 for ten equal classes."""
+    p = np.asarray(histogram, np.float64) / max(np.sum(histogram), 1)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def _classify(classifier, images_01, batch_size=1000):
+    """(features, predicted class) of images in [0, 1], batch by batch."""
+    features, predictions = [], []
+    with torch.no_grad():
+        for start in range(0, len(images_01), batch_size):
+            batch_features = classifier.features(images_01[start:start + batch_size])
+            features.append(batch_features)
+            predictions.append(classifier.head(batch_features).argmax(1))
+    return torch.cat(features), torch.cat(predictions)
+
+
+def quality_classifier(path=None, data_dir=None, device="cpu"):
+    """The MNIST classifier of adversarial.py, loaded (or trained) once per process."""
+    import adversarial   # the classifier's own script; imported here, as it imports this module
+    path = Path(path or adversarial.CLASSIFIER_PATH)
+    if ("classifier", str(path)) not in _CACHE:
+        _CACHE["classifier", str(path)] = adversarial.load_classifier(path, data_dir, device)
+    return _CACHE["classifier", str(path)]
+
+
+def sample_quality(images, labels=None, classifier=None, data_dir=None):
+    """FID, conditional accuracy (when `labels` says what each image should be), the predicted-
+    class histogram and its entropy, for MNIST-shaped images in [-1, 1]."""
+    if tuple(images.shape[1:]) != (1, 28, 28):
+        raise UserError(f"the quality numbers are for MNIST-shaped images, not {images.shape[1:]}")
+    classifier = classifier or quality_classifier(data_dir=data_dir)
+    device = next(classifier.parameters()).device
+    key = ("reference", id(classifier), str(data_root(data_dir)))
+    if key not in _CACHE:   # the classifier is held in the cache too, so its id stays unique
+        test_images, _ = load_dataset("mnist", train=False, data_dir=data_dir)
+        test_features, _ = _classify(classifier, torch.from_numpy(test_images).float().div(255)
+                                     .to(device))
+        _CACHE[key] = (classifier, *_gaussian(test_features))
+    features, predictions = _classify(classifier, ((images.to(device) + 1) / 2).clamp(0, 1))
+    histogram = torch.bincount(predictions.cpu(), minlength=10).tolist()
+    result = {"n": len(images), "fid": frechet_distance(*_gaussian(features), *_CACHE[key][1:]),
+              "class_histogram": histogram, "class_entropy": class_entropy(histogram)}
+    if labels is not None:
+        result["conditional_accuracy"] = (predictions.cpu() == labels.cpu()).float().mean().item()
+    return result
+
+
+# Parzen-window log-likelihood, the protocol of Goodfellow et al. (2014, section 5): fit a
+# Gaussian kernel density p(x) = (1/N) sum_i N(x; s_i, sigma^2 I) on N generated samples s_i
+# (pixels in [0, 1]), choose sigma on held-out validation images, report the mean log p(x) of the
+# MNIST test images and its standard error. The paper's Table 1 gives 225 +- 2 for its GAN.
+# A poor measure of quality: in 784 dimensions, 10,000 kernels cover almost nothing; the number
+# rewards samples that sit near many test images in plain pixel distance (blurry averages can
+# score well) and punishes sharp samples slightly off a stroke; it can rank a model that memorized
+# the training set above one that generalizes (Theis, van den Oord and Bethge 2016).
+
+def parzen_log_likelihood(samples, points, sigma, chunk=1000):
+    """log p(x) for each point x under the kernel density of the samples, all (N, D) in [0, 1]:
+    log p(x) = logsumexp_i(-||x - s_i||^2 / (2 sigma^2)) - log N - (D/2) log(2 pi sigma^2)."""
+    samples, points = samples.double(), points.double()
+    dimension, count = samples.shape[1], samples.shape[0]
+    sample_norms = (samples ** 2).sum(1)
+    log_likelihoods = []
+    for start in range(0, len(points), chunk):
+        batch = points[start:start + chunk]
+        # ||x - s||^2 = ||x||^2 + ||s||^2 - 2 x.s, one matrix product per chunk
+        squared = ((batch ** 2).sum(1, keepdim=True) + sample_norms - 2 * batch @ samples.T)
+        log_likelihoods.append(torch.logsumexp(-squared.clamp(min=0) / (2 * sigma ** 2), dim=1))
+    return (torch.cat(log_likelihoods) - np.log(count)
+            - dimension / 2 * np.log(2 * np.pi * sigma ** 2))
+
+
+def parzen_score(images, data_dir=None, sigmas=np.logspace(-1.3, -0.3, 11), validation=1000):
+    """Mean test log-likelihood +- standard error, sigma chosen on the last `validation` MNIST
+    training images. The paper chose it on a held-out validation set; our models train on all
+    60,000 images, so these are not held out, which slightly favours a model that memorizes."""
+    samples = ((images.detach().cpu().flatten(1) + 1) / 2).clamp(0, 1)
+    train_images, _ = load_dataset("mnist", train=True, data_dir=data_dir)
+    test_images, _ = load_dataset("mnist", train=False, data_dir=data_dir)
+    validation_points = torch.from_numpy(train_images[-validation:]).flatten(1).double() / 255
+    scores = [parzen_log_likelihood(samples, validation_points, s).mean().item() for s in sigmas]
+    sigma = float(sigmas[int(np.argmax(scores))])
+    test_points = torch.from_numpy(test_images).flatten(1).double() / 255
+    log_likelihoods = parzen_log_likelihood(samples, test_points, sigma)
+    return {"parzen_log_likelihood": log_likelihoods.mean().item(),
+            "parzen_standard_error": (log_likelihoods.std() / np.sqrt(len(log_likelihoods))).item(),
+            "parzen_sigma": sigma, "parzen_n": len(images)}

@@ -67,12 +67,20 @@ def parse_args(argv=None):
     parser.add_argument("--out", help="run folder (default runs/gan/<time>); with --generate, "
                                       "the .npz file to write")
     parser.add_argument("--sample-every", type=int, default=1000, help="grid + GIF frame")
+    parser.add_argument("--eval-every", type=int, default=5000,
+                        help="FID and class entropy during training (MNIST only)")
+    parser.add_argument("--eval-samples", type=int, default=10000, help="samples per evaluation")
+    parser.add_argument("--parzen", action="store_true",
+                        help="also the Parzen log-likelihood at the end (about a minute)")
+    parser.add_argument("--classifier", help="the MNIST classifier used for the quality numbers "
+                                             "(default: adversarial.py's, trained if missing)")
     parser.add_argument("--checkpoint-every", type=int, default=5000)
     parser.add_argument("--resume", metavar="CKPT", help="continue the run of this checkpoint")
     parser.add_argument("--checkpoint", metavar="CKPT", help="generate from this checkpoint")
     parser.add_argument("--generate", type=int, metavar="N", help="write N samples, no training")
     args = parser.parse_args(argv)
-    for name in ("z_dim", "iters", "batch_size", "sample_every", "checkpoint_every"):
+    for name in ("z_dim", "iters", "batch_size", "sample_every", "checkpoint_every",
+                 "eval_every", "eval_samples"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if not 0 <= args.ema < 1:
@@ -177,7 +185,6 @@ def generator_loss(fake_logits, loss):
 
 def train(args):
     device = common.pick_device(args.device)
-    common.seed_everything(args.seed)
     config = {"arch": args.arch, "dataset": args.dataset, "z_dim": args.z_dim, "loss": args.loss,
               "image_shape": list(common.DATASETS[args.dataset]["shape"])}
     state = None
@@ -185,6 +192,10 @@ def train(args):
         state = common.load_checkpoint(args.resume, "gan")
         config = state["config"]                  # the run's own networks and loss win over flags
         args.out = args.out or str(Path(args.resume).parent)
+    measure = config["dataset"] == "mnist"
+    if measure:   # before seeding: building (or training) the classifier draws random numbers
+        classifier = common.quality_classifier(args.classifier, args.data_dir, device)
+    common.seed_everything(args.seed)
 
     images, _ = common.load_dataset(config["dataset"], train=True, data_dir=args.data_dir)
     train_images = common.to_training_tensor(images, device)   # (N, C, H, W) in [-1, 1]
@@ -194,7 +205,8 @@ def train(args):
     opt_g = torch.optim.Adam(generator.parameters(), args.lr, (args.beta1, 0.999), fused=True)
     opt_d = torch.optim.Adam(discriminator.parameters(), args.lr, (args.beta1, 0.999), fused=True)
     fixed_z = torch.randn(64, config["z_dim"], device=device)  # the same 64 faces of the GIF
-    history = {"iteration": [], "loss_d": [], "loss_g": [], "d_real": [], "d_fake": []}
+    history = {"iteration": [], "loss_d": [], "loss_g": [], "d_real": [], "d_fake": [],
+               "eval_iteration": [], "eval_fid": [], "eval_class_entropy": []}
     start = 0
     if state:
         for net, key in ((generator, "generator"), (discriminator, "discriminator"),
@@ -229,18 +241,22 @@ def train(args):
         fake = generator(z)                                              # (B, C, H, W)
 
         # Discriminator step: ascend log D(x) + log(1 - D(G(z))); G's output is held fixed.
-        real_logits = discriminator(real)
-        fake_logits = discriminator(fake.detach())
+        # Real and fake go through D as one batch of 2B: one pass instead of two.
+        logits = discriminator(torch.cat([real, fake.detach()]))          # (2B,)
+        real_logits, fake_logits = logits[:args.batch_size], logits[args.batch_size:]
         loss_d = discriminator_loss(real_logits, fake_logits)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
 
-        # Generator step: the updated D judges the same fakes, and G moves to fool it.
+        # Generator step: the updated D judges the same fakes, and G moves to fool it. D's own
+        # weight gradients are not needed here, so D is frozen for this backward pass.
+        discriminator.requires_grad_(False)
         loss_g = generator_loss(discriminator(fake), config["loss"])
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
+        discriminator.requires_grad_(True)
         common.ema_update(ema_generator, generator, args.ema)
 
         with torch.no_grad():
@@ -262,6 +278,18 @@ def train(args):
             common.save_gif(gif_frames, out / "progress.gif")
             common.save_curves(history, out / "curves.png",
                                panels=[["loss_d", "loss_g"], ["d_real", "d_fake"]])
+        if measure and (iteration % args.eval_every == 0 or iteration == args.iters):
+            quality = common.sample_quality(draw_samples(ema_generator, args.eval_samples,
+                                                         config["z_dim"], device),
+                                            classifier=classifier, data_dir=args.data_dir)
+            for key in ("fid", "class_entropy"):
+                history[f"eval_{key}"].append(quality[key])
+            history["eval_iteration"].append(iteration)
+            print(f"it {iteration:>7d} quality ({quality['n']} samples): FID {quality['fid']:.2f}, "
+                  f"class entropy {quality['class_entropy']:.3f} (log 10 = 2.303), "
+                  f"classes {quality['class_histogram']}")
+            common.save_curves(history, out / "quality.png", x_key="eval_iteration",
+                               panels=[["eval_fid"], ["eval_class_entropy"]])
         if iteration % args.checkpoint_every == 0 or iteration == args.iters:
             save(iteration)
 
@@ -269,9 +297,27 @@ def train(args):
     metrics = {"iterations": args.iters, "train_seconds_this_session": round(seconds, 1),
                "final_loss_d": history["loss_d"][-1], "final_loss_g": history["loss_g"][-1],
                "final_d_real": history["d_real"][-1], "final_d_fake": history["d_fake"][-1]}
+    if measure:
+        metrics.update(quality)
+        if args.parzen:
+            metrics.update(common.parzen_score(
+                draw_samples(ema_generator, 10000, config["z_dim"], device), args.data_dir))
+            print(f"Parzen log-likelihood {metrics['parzen_log_likelihood']:.1f} +- "
+                  f"{metrics['parzen_standard_error']:.1f} (sigma {metrics['parzen_sigma']:.3f}; "
+                  f"the paper's GAN: 225 +- 2)")
+    else:
+        print(f"the quality numbers are for MNIST only: skipped for {config['dataset']}")
     common.write_json(metrics, out / "metrics.json")
     print(f"done in {common.format_seconds(seconds)}: {out / 'checkpoint.pt'}")
     return out
+
+
+@torch.no_grad()
+def draw_samples(generator, count, z_dim, device, chunk=1000):
+    """count samples of G(z), z ~ N(0, I), in chunks (eval mode: batch norm uses its averages)."""
+    generator.eval()
+    return torch.cat([generator(torch.randn(min(chunk, count - start), z_dim, device=device))
+                      for start in range(0, count, chunk)])
 
 
 def generate(args):
@@ -281,11 +327,7 @@ def generate(args):
     common.seed_everything(args.seed)
     generator, _ = build_networks(state["config"])
     common.load_weights(generator, state["ema_generator"], args.checkpoint)
-    generator.to(device).eval()
-    with torch.no_grad():
-        images = torch.cat([generator(torch.randn(min(1000, args.generate - start),
-                                                  state["config"]["z_dim"], device=device))
-                            for start in range(0, args.generate, 1000)])
+    images = draw_samples(generator.to(device), args.generate, state["config"]["z_dim"], device)
     common.save_samples(images, args.out)
     print(f"wrote {args.generate} samples to {args.out} and a grid to "
           f"{Path(args.out).with_suffix('.png')}")

@@ -80,3 +80,17 @@ def tiny_data(tmp_path, no_network):
     write_idx_dataset(root / "fashion", seed=2, gz=False)
     write_cifar(root / "cifar10")
     return root
+
+
+@pytest.fixture
+def tiny_classifier(tmp_path):
+    """A saved (untrained) classifier, so scripts can compute quality numbers without training
+    one on real MNIST."""
+    import torch
+    import adversarial
+    import common
+    torch.manual_seed(0)
+    path = tmp_path / "classifier.pt"
+    common.save_checkpoint({"model": "adversarial", "config": {},
+                            "classifier": adversarial.Classifier().state_dict()}, path)
+    return path

@@ -1,5 +1,6 @@
 """gan.py: the losses equal their definitions, their gradients behave as the paper says, the
 networks fit every dataset, and the script trains, resumes and generates on tiny data."""
+import json
 import math
 
 import numpy as np
@@ -99,21 +100,29 @@ def run_gan(*argv):
     return gan.main([str(arg) for arg in argv])
 
 
-def test_train_resume_generate(tiny_data, tmp_path):
+def test_train_resume_generate(tiny_data, tiny_classifier, tmp_path):
     out = tmp_path / "run"
     run_gan("--data-dir", tiny_data, "--iters", 30, "--batch-size", 8, "--sample-every", 10,
-            "--out", out)
+            "--out", out, "--classifier", tiny_classifier, "--eval-every", 15,
+            "--eval-samples", 20)
     for name in ("checkpoint.pt", "curves.png", "progress.gif", "metrics.json",
                  "samples_0000030.png"):
         assert (out / name).is_file(), name
     assert len(common.load_gif_frames(out / "progress.gif")) == 3
     assert not list(out.glob(".*partial*"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n"] == 20 and sum(metrics["class_histogram"]) == 20
+    assert math.isfinite(metrics["fid"]) and 0 <= metrics["class_entropy"] <= math.log(10) + 1e-9
+    assert common.load_checkpoint(out / "checkpoint.pt", "gan")["history"]["eval_iteration"] == \
+        [15, 30]
     # resume to 50: the history continues from 30, the GIF grows
     run_gan("--data-dir", tiny_data, "--iters", 50, "--batch-size", 8, "--sample-every", 10,
-            "--resume", out / "checkpoint.pt")
+            "--resume", out / "checkpoint.pt", "--classifier", tiny_classifier, "--eval-every",
+            15, "--eval-samples", 20, "--parzen")
     state = common.load_checkpoint(out / "checkpoint.pt", "gan")
     assert state["iteration"] == 50 and state["history"]["iteration"][-1] == 50
     assert len(common.load_gif_frames(out / "progress.gif")) == 5
+    assert "parzen_log_likelihood" in json.loads((out / "metrics.json").read_text())
     run_gan("--checkpoint", out / "checkpoint.pt", "--generate", 12, "--out", tmp_path / "s.npz")
     samples = np.load(tmp_path / "s.npz")
     assert samples["images"].shape == (12, 1, 28, 28) and "labels" not in samples
@@ -121,10 +130,11 @@ def test_train_resume_generate(tiny_data, tmp_path):
     assert 0 <= samples["images"].min() and samples["images"].max() <= 1
 
 
-def test_same_seed_same_run(tiny_data, tmp_path):
+def test_same_seed_same_run(tiny_data, tiny_classifier, tmp_path):
     for name in ("a", "b"):
         run_gan("--data-dir", tiny_data, "--iters", 5, "--batch-size", 4, "--out", tmp_path / name,
-                "--loss", "minimax", "--seed", 3)
+                "--loss", "minimax", "--seed", 3, "--classifier", tiny_classifier,
+                "--eval-samples", 10)
     first = common.load_checkpoint(tmp_path / "a" / "checkpoint.pt", "gan")
     second = common.load_checkpoint(tmp_path / "b" / "checkpoint.pt", "gan")
     for key in first["generator"]:
@@ -139,7 +149,7 @@ def test_dcgan_on_other_datasets(tiny_data, tmp_path, dataset):
     assert state["config"]["image_shape"] == list(common.DATASETS[dataset]["shape"])
 
 
-def test_user_errors_are_one_line(tiny_data, tmp_path, capsys):
+def test_user_errors_are_one_line(tiny_data, tiny_classifier, tmp_path, capsys):
     common.save_checkpoint({"model": "wgan", "config": {}}, tmp_path / "w.pt")
     with pytest.raises(SystemExit) as exit_info:
         run_gan("--checkpoint", tmp_path / "w.pt", "--generate", 4, "--out", tmp_path / "s.npz")
@@ -147,7 +157,8 @@ def test_user_errors_are_one_line(tiny_data, tmp_path, capsys):
     assert capsys.readouterr().err.strip().splitlines() == [
         f"error: {tmp_path / 'w.pt'} is a checkpoint of wgan.py, not gan.py"]
     with pytest.raises(SystemExit):                     # missing data, offline
-        run_gan("--data-dir", tmp_path / "empty", "--iters", 2, "--out", tmp_path / "r")
+        run_gan("--data-dir", tmp_path / "empty", "--iters", 2, "--out", tmp_path / "r",
+                "--classifier", tiny_classifier)
     assert "could not be downloaded" in capsys.readouterr().err
     for bad in (["--loss", "hinge"], ["--iters", "0"], ["--generate", "5"], ["--ema", "1"]):
         with pytest.raises(SystemExit) as exit_info:

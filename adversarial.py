@@ -1,0 +1,375 @@
+"""Adversarial examples: fool a well-trained MNIST classifier (Goodfellow, Shlens and Szegedy,
+"Explaining and Harnessing Adversarial Examples", ICLR 2015; Madry et al. 2018 for the iterated,
+projected attack).
+
+A classifier f maps an image x (pixels in [0, 1]) to logits; training made the cross-entropy
+CE(f(x), y) small for the training images by following its gradient with respect to the weights.
+The same gradient can be taken with respect to the input instead: grad_x CE(f(x), t) says how to
+change each pixel to make the network read class t. That is all an adversarial example is.
+
+Targeted attack (here 4 -> 9), projected gradient descent with sign steps:
+
+    x_0 = x
+    x_{k+1} = clip_[0,1]( clip_[x - eps, x + eps]( x_k - step * sign(grad_x CE(f(x_k), t)) ) )
+
+stopping for each image as soon as argmax f(x_k) = t. The L-infinity ball keeps every pixel within
+eps of the original, so the change stays small; sign() spends the whole step budget on every pixel.
+FGSM is the single step x' = clip(x - eps * sign(grad)): cheaper, and much weaker, because one
+linear step from x is a poor guide once the network bends.
+
+Why small, structured perturbations flip confident predictions (the linearity argument): a logit
+is close to w . x for some effective weight vector w. Moving every pixel by eps in the direction
+sign(w) changes the logit by eps * ||w||_1, which grows with the number of pixels (784 here) even
+when eps is too small to see. Networks built from ReLUs and linear layers are piecewise linear,
+so this holds for them too.
+
+Why noise can become a confident "9": training only shapes f near the training images. Far from
+the data (a uniform-noise image is far from every digit) nothing in the loss penalizes a
+confident answer, and the logits there are just the extrapolation of those linear pieces. A few
+gradient steps reach a region where the "9" logit dominates, while the image still looks like
+noise: the classifier learned features that separate the digits, not what a digit is.
+
+    python adversarial.py                       # train (or reuse) the CNN, attack 4 -> 9
+    python adversarial.py --source 3 --target 8 --eps 0.2
+"""
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import common
+
+# Trained once, then reused by every script that measures its samples.
+CLASSIFIER_PATH = Path(__file__).resolve().parent / "runs" / "mnist_classifier.pt"
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--source", type=int, default=4, help="digit to attack")
+    parser.add_argument("--target", type=int, default=9, help="digit the classifier should read")
+    parser.add_argument("--eps", type=float, default=0.2, help="L-infinity radius, pixels in [0,1]")
+    parser.add_argument("--step", type=float, default=0.01, help="sign step size")
+    parser.add_argument("--steps", type=int, default=100, help="most iterations per image")
+    parser.add_argument("--noise", choices=["uniform", "gaussian"], default="uniform",
+                        help="starting images of the noise -> target experiment")
+    parser.add_argument("--noise-images", type=int, default=16)
+    parser.add_argument("--confidence", type=float, default=0.99,
+                        help="target probability at which a noise image counts as converted")
+    parser.add_argument("--sweep-images", type=int, default=300,
+                        help="source images used for the success-rate-vs-eps curve")
+    parser.add_argument("--classifier", default=str(CLASSIFIER_PATH), help="checkpoint path")
+    parser.add_argument("--retrain", action="store_true", help="train even if the checkpoint exists")
+    parser.add_argument("--epochs", type=int, default=3, help="classifier training epochs")
+    parser.add_argument("--data-dir", help="data folder (default: $DATA_DIR, else ./data)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    parser.add_argument("--out", help="run folder (default runs/adversarial/<time>)")
+    args = parser.parse_args(argv)
+    for name in ("source", "target"):
+        if not 0 <= getattr(args, name) <= 9:
+            parser.error(f"--{name} {getattr(args, name)}: a digit must be in 0-9")
+    if args.source == args.target:
+        parser.error(f"--source and --target are both {args.source}: pick two different digits")
+    if args.eps < 0 or args.step <= 0 or args.steps < 1:
+        parser.error("need --eps >= 0, --step > 0 and --steps >= 1")
+    if args.epochs < 1 or args.noise_images < 1 or args.sweep_images < 1:
+        parser.error("--epochs, --noise-images and --sweep-images must be at least 1")
+    if not 0 < args.confidence < 1:
+        parser.error("--confidence must be in (0, 1)")
+    return args
+
+
+# ---------------------------------------------------------------------------------------------
+# The classifier: also the measuring stick of the generative scripts (see common.py's metrics)
+
+class Classifier(nn.Module):
+    """Two conv blocks and a dense head; takes pixels in [0, 1]. About 420k parameters."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),    # (B, 32, 14, 14)
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # (B, 64, 7, 7)
+            nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU())           # (B, 128)
+        self.head = nn.Sequential(nn.Dropout(0.25), nn.Linear(128, 10))   # (B, 10) logits
+
+    def features(self, images):
+        """The penultimate layer, (B, 128): the space in which FID compares image sets."""
+        return self.conv((images - MNIST_MEAN) / MNIST_STD)
+
+    def forward(self, images):
+        return self.head(self.features(images))
+
+
+def evaluate_accuracy(classifier, images, labels, batch_size=2000):
+    with torch.no_grad():
+        predictions = torch.cat([classifier(images[i:i + batch_size]).argmax(1)
+                                 for i in range(0, len(images), batch_size)])
+    return (predictions == labels).float().mean().item()
+
+
+def train_classifier(data_dir=None, epochs=3, device="cpu", seed=0):
+    """Adam with a one-cycle learning rate, a few epochs of shuffled batches of 128."""
+    common.seed_everything(seed)
+    images, labels = common.load_dataset("mnist", train=True, data_dir=data_dir)
+    train_images = torch.from_numpy(images).to(device).float() / 255      # (60000, 1, 28, 28)
+    train_labels = torch.from_numpy(labels).to(device)
+    classifier = Classifier().to(device)
+    batch_size, batches = 128, max(len(train_images) // 128, 1)
+    optimizer = torch.optim.Adam(classifier.parameters(), lr=1e-3, fused=True)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3,
+                                                   total_steps=epochs * batches)
+    progress = common.Progress(epochs * batches, every=batches)
+    for epoch in range(epochs):
+        order = torch.randperm(len(train_images), device=device)
+        for batch in range(batches):
+            index = order[batch * batch_size:(batch + 1) * batch_size]
+            loss = F.cross_entropy(classifier(train_images[index]), train_labels[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            progress.update(epoch * batches + batch + 1, loss=loss.item())
+    return classifier.eval()
+
+
+def load_classifier(path=CLASSIFIER_PATH, data_dir=None, device="cpu", retrain=False, epochs=3,
+                    seed=0):
+    """The MNIST classifier: read from `path`, or trained once and saved there."""
+    path = Path(path)
+    if path.exists() and not retrain:
+        state = common.load_checkpoint(path, "adversarial")
+        classifier = Classifier()
+        common.load_weights(classifier, state["classifier"], path)
+        return classifier.to(device).eval().requires_grad_(False)
+    print(f"training the MNIST classifier ({epochs} epochs), to be saved as {path}")
+    started = time.perf_counter()
+    classifier = train_classifier(data_dir, epochs, device, seed)
+    seconds = time.perf_counter() - started
+    images, labels = common.load_dataset("mnist", train=False, data_dir=data_dir)
+    accuracy = evaluate_accuracy(classifier, torch.from_numpy(images).to(device).float() / 255,
+                                 torch.from_numpy(labels).to(device))
+    print(f"classifier: test accuracy {accuracy:.2%}, trained in {seconds:.0f} s")
+    common.save_checkpoint({"model": "adversarial", "config": {"epochs": epochs, "seed": seed},
+                            "classifier": classifier.state_dict(), "test_accuracy": accuracy,
+                            "train_seconds": seconds}, path)
+    return classifier.requires_grad_(False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The attacks
+
+def input_gradient(classifier, images, target):
+    """grad_x CE(f(x), t): the direction in pixel space that raises the target's loss."""
+    images = images.detach().requires_grad_(True)
+    loss = F.cross_entropy(classifier(images), target, reduction="sum")  # sum: per-image gradients
+    return torch.autograd.grad(loss, images)[0]
+
+
+def fgsm(classifier, images, target, eps):
+    """One step: x' = clip_[0,1](x - eps * sign(grad_x CE(f(x), t)))."""
+    return (images - eps * input_gradient(classifier, images, target).sign()).clamp(0, 1)
+
+
+def targeted_pgd(classifier, images, target, eps, step, steps):
+    """Iterated sign steps toward the target, projected into the eps ball and [0, 1]; each image
+    stops as soon as it is read as the target. eps=None means no ball (the noise experiment).
+    Returns the adversarial images and the number of steps each one took."""
+    adversarial = images.clone()
+    iterations = torch.zeros(len(images), dtype=torch.long, device=images.device)
+    for _ in range(steps):
+        with torch.no_grad():
+            active = classifier(adversarial).argmax(1) != target   # images not yet fooled
+        if not active.any():
+            break
+        gradient = input_gradient(classifier, adversarial[active], target[active])
+        # x_{k+1} = x_k - step * sign(grad): descend the cross-entropy toward the target class
+        moved = adversarial[active] - step * gradient.sign()
+        if eps is not None:
+            # project back into the L-infinity ball: |x_{k+1} - x| <= eps, pixel by pixel
+            original = images[active]
+            moved = torch.minimum(torch.maximum(moved, original - eps), original + eps)
+        adversarial[active] = moved.clamp(0, 1)                    # and keep valid pixels
+        iterations[active] += 1
+    return adversarial, iterations
+
+
+def attack_report(classifier, originals, adversarial, target, iterations=None):
+    """Success rate, perturbation sizes, steps and target probability of a batch of attacks."""
+    with torch.no_grad():
+        probabilities = F.softmax(classifier(adversarial), dim=1)
+    success = probabilities.argmax(1) == target
+    delta = (adversarial - originals).flatten(1)
+    report = {"images": len(originals), "success_rate": success.float().mean().item(),
+              "linf_mean": delta.abs().amax(1).mean().item(),
+              "linf_max": delta.abs().amax(1).max().item(),
+              "l2_mean": delta.norm(dim=1).mean().item(), "l2_max": delta.norm(dim=1).max().item(),
+              "target_probability_mean": probabilities[:, target[0]].mean().item()}
+    if iterations is not None:
+        report["iterations_mean"] = iterations.float().mean().item()
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_attack_figure(classifier, originals, adversarial, path, rows=6):
+    """Each row: original | perturbation (amplified) | adversarial, with prediction and prob."""
+    plt = _plt()
+    with torch.no_grad():
+        probabilities = {"original": F.softmax(classifier(originals[:rows]), 1),
+                         "adversarial": F.softmax(classifier(adversarial[:rows]), 1)}
+    delta = (adversarial[:rows] - originals[:rows]).cpu()
+    scale = delta.abs().max().item() or 1.0
+    figure, axes = plt.subplots(rows, 3, figsize=(6, 2.1 * rows))
+    for row in range(min(rows, len(originals))):
+        panels = [(originals[row], "original", probabilities["original"][row]),
+                  (delta[row] / (2 * scale) + 0.5, f"perturbation x{0.5 / scale:.1f}", None),
+                  (adversarial[row], "adversarial", probabilities["adversarial"][row])]
+        for axis, (image, title, probs) in zip(axes[row], panels):
+            axis.imshow(image.detach().cpu().squeeze(0), cmap="gray", vmin=0, vmax=1)
+            if probs is not None:
+                title += f"\nreads {probs.argmax().item()} ({probs.max().item():.2f})"
+            else:
+                title += f"\n(max |delta| {scale:.2f})"
+            axis.set_title(title, fontsize=8)
+            axis.axis("off")
+    figure.tight_layout()
+    with common.atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=90, format="png")
+    plt.close(figure)
+
+
+def save_noise_figure(classifier, before, after, path, columns=8):
+    plt = _plt()
+    columns = min(columns, len(before))
+    with torch.no_grad():
+        probabilities = [F.softmax(classifier(images[:columns]), 1) for images in (before, after)]
+    figure, axes = plt.subplots(2, columns, figsize=(1.5 * columns, 3.6), squeeze=False)
+    for row, (images, probs, name) in enumerate(zip((before, after), probabilities,
+                                                    ("noise", "after"))):
+        for col in range(columns):
+            axes[row, col].imshow(images[col].detach().cpu().squeeze(0), cmap="gray", vmin=0, vmax=1)
+            axes[row, col].set_title(f"{name}: {probs[col].argmax().item()} "
+                                     f"({probs[col].max().item():.2f})", fontsize=7)
+            axes[row, col].axis("off")
+    figure.tight_layout()
+    with common.atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=90, format="png")
+    plt.close(figure)
+
+
+def save_sweep_figure(sweep, path, source, target):
+    plt = _plt()
+    figure, axis = plt.subplots(figsize=(5, 3.5))
+    for method in ("pgd", "fgsm"):
+        axis.plot(sweep["eps"], sweep[method], marker="o", label=method.upper())
+    axis.set_xlabel("eps (L-infinity radius, pixels in [0, 1])")
+    axis.set_ylabel(f"success rate {source} -> {target}")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    with common.atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
+    plt.close(figure)
+
+
+# ---------------------------------------------------------------------------------------------
+
+@common.exit_on_user_error
+def main(argv=None):
+    args = parse_args(argv)
+    device = common.pick_device(args.device)
+    classifier = load_classifier(args.classifier, args.data_dir, device, args.retrain,
+                                 args.epochs, args.seed)
+    common.seed_everything(args.seed)
+    out = common.make_run_dir("adversarial", args.out)
+    images, labels = common.load_dataset("mnist", train=False, data_dir=args.data_dir)
+    test_images = torch.from_numpy(images).to(device).float() / 255
+    test_labels = torch.from_numpy(labels).to(device)
+    accuracy = evaluate_accuracy(classifier, test_images, test_labels)
+    print(f"classifier test accuracy: {accuracy:.2%}")
+
+    # Every test image of the source digit that the classifier gets right.
+    with torch.no_grad():
+        correct = classifier(test_images).argmax(1) == test_labels
+    sources = test_images[(test_labels == args.source) & correct]
+    if len(sources) == 0:
+        raise common.UserError(f"no correctly classified test image of digit {args.source}")
+    target = torch.full((len(sources),), args.target, device=device)
+
+    started = time.perf_counter()
+    adversarial, iterations = targeted_pgd(classifier, sources, target, args.eps, args.step,
+                                           args.steps)
+    pgd = attack_report(classifier, sources, adversarial, target, iterations)
+    pgd["seconds"] = time.perf_counter() - started
+    fgsm_report = attack_report(classifier, sources, fgsm(classifier, sources, target, args.eps),
+                                target)
+
+    # Success rate against eps on a subset: where does the classifier start to give way?
+    subset, subset_target = sources[:args.sweep_images], target[:args.sweep_images]
+    sweep = {"eps": [round(e, 3) for e in np.linspace(0, 0.3, 7).tolist()], "pgd": [], "fgsm": []}
+    for eps in sweep["eps"]:
+        pgd_images, _ = targeted_pgd(classifier, subset, subset_target, eps, args.step, args.steps)
+        sweep["pgd"].append(attack_report(classifier, subset, pgd_images, subset_target)
+                            ["success_rate"])
+        sweep["fgsm"].append(attack_report(classifier, subset, fgsm(classifier, subset,
+                             subset_target, eps), subset_target)["success_rate"])
+
+    # Noise -> target: the same steps with no ball, until the target probability reaches
+    # --confidence (or --steps runs out).
+    shape = (args.noise_images, 1, 28, 28)
+    noise = torch.rand(shape, device=device) if args.noise == "uniform" else \
+        (0.5 + 0.25 * torch.randn(shape, device=device)).clamp(0, 1)
+    noise_target = torch.full((args.noise_images,), args.target, device=device)
+    converted, noise_iterations = noise.clone(), torch.zeros(args.noise_images, dtype=torch.long,
+                                                             device=device)
+    for _ in range(args.steps):
+        with torch.no_grad():
+            active = F.softmax(classifier(converted), 1)[:, args.target] < args.confidence
+        if not active.any():
+            break
+        converted[active] = (converted[active] - args.step * input_gradient(
+            classifier, converted[active], noise_target[active]).sign()).clamp(0, 1)
+        noise_iterations[active] += 1
+    noise_report = attack_report(classifier, noise, converted, noise_target, noise_iterations)
+    noise_report["converted_share"] = (F.softmax(classifier(converted), 1)[:, args.target]
+                                       >= args.confidence).float().mean().item()
+
+    save_attack_figure(classifier, sources, adversarial, out / "attack.png")
+    save_noise_figure(classifier, noise, converted, out / "noise.png")
+    save_sweep_figure(sweep, out / "success_vs_eps.png", args.source, args.target)
+    results = {"classifier_test_accuracy": accuracy, "source": args.source, "target": args.target,
+               "eps": args.eps, "step": args.step, "steps": args.steps, "pgd": pgd,
+               "fgsm": fgsm_report, "sweep": sweep, "noise": {"kind": args.noise, **noise_report}}
+    common.write_json(results, out / "metrics.json")
+    print(f"PGD  {args.source}->{args.target} at eps {args.eps}: success {pgd['success_rate']:.1%} "
+          f"of {pgd['images']}, mean Linf {pgd['linf_mean']:.3f} (max {pgd['linf_max']:.3f}), "
+          f"mean L2 {pgd['l2_mean']:.2f} (max {pgd['l2_max']:.2f}), "
+          f"{pgd['iterations_mean']:.1f} steps, p(target) {pgd['target_probability_mean']:.3f}")
+    print(f"FGSM at eps {args.eps}: success {fgsm_report['success_rate']:.1%}, "
+          f"p(target) {fgsm_report['target_probability_mean']:.3f}")
+    print("success vs eps: " + ", ".join(f"{e:.2f}: PGD {p:.0%} FGSM {f:.0%}" for e, p, f in
+                                         zip(sweep["eps"], sweep["pgd"], sweep["fgsm"])))
+    print(f"{args.noise} noise -> {args.target}: p(target) {noise_report['target_probability_mean']:.3f}"
+          f", {noise_report['converted_share']:.0%} past {args.confidence}, "
+          f"{noise_report['iterations_mean']:.1f} steps, mean L2 change {noise_report['l2_mean']:.2f}")
+    print(f"figures and metrics.json in {out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""adversarial.py: the attack stays in its ball and in [0, 1], a step moves a known linear model
+exactly as the closed form says, and the script runs on tiny data."""
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+from hypothesis import given, settings, strategies as st
+
+import adversarial
+import common
+
+
+def linear_model(seed):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).requires_grad_(False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 6), st.floats(0, 0.3), st.floats(0.001, 0.2), st.integers(1, 6),
+       st.integers(0, 9), st.integers(0, 1000))
+def test_pgd_stays_in_the_ball_and_in_range(batch, eps, step, steps, target, seed):
+    model = linear_model(seed)
+    images = torch.rand(batch, 1, 28, 28)
+    targets = torch.full((batch,), target)
+    adv, iterations = adversarial.targeted_pgd(model, images, targets, eps, step, steps)
+    assert (adv - images).abs().max() <= eps + 1e-6
+    assert adv.min() >= 0 and adv.max() <= 1
+    assert (iterations <= steps).all()
+    fgsm = adversarial.fgsm(model, images, targets, eps)
+    assert (fgsm - images).abs().max() <= eps + 1e-6 and fgsm.min() >= 0 and fgsm.max() <= 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(0.001, 0.4), st.integers(0, 9), st.integers(0, 1000))
+def test_one_step_raises_the_target_logit_by_the_closed_form(step, target, seed):
+    """f(x) = W x with only row t nonzero: grad_x CE = -(1 - p_t) W_t, so one sign step moves x
+    by +step * sign(W_t) and raises the target logit by exactly step * ||W_t||_1 (x = 0.5
+    leaves room for any step below 0.5 before the [0, 1] clip)."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10, bias=False)).requires_grad_(False)
+    model[1].weight.zero_()
+    # small weights keep p_t away from 1, where the CE gradient (1 - p_t) W_t would round to 0
+    model[1].weight[target] = 0.01 * torch.randn(784)
+    model[1].weight[target][torch.randperm(784)[:100]] = 0.0     # some pixels do not matter
+    image = torch.full((1, 1, 28, 28), 0.5)
+    labels = torch.tensor([target])
+    adv = adversarial.fgsm(model, image, labels, step)
+    gain = model(adv)[0, target] - model(image)[0, target]
+    assert gain.item() == pytest.approx(step * model[1].weight[target].abs().sum().item(), rel=1e-4)
+    assert gain >= 0
+
+
+def test_attack_of_an_image_already_read_as_target_changes_nothing():
+    model = linear_model(0)
+    images = torch.rand(4, 1, 28, 28)
+    already = model(images).argmax(1)
+    adv, iterations = adversarial.targeted_pgd(model, images, already, 0.3, 0.05, 10)
+    assert torch.equal(adv, images) and (iterations == 0).all()
+
+
+@pytest.mark.parametrize("flags", [["--source", "4", "--target", "4"], ["--target", "10"],
+                                   ["--source", "-1"], ["--eps", "-0.1"], ["--steps", "0"]])
+def test_bad_flags_are_clear_errors(flags, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        adversarial.main(flags)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("usage:") or "error:" in error
+
+
+def test_classifier_shapes():
+    classifier = adversarial.Classifier().eval()
+    images = torch.rand(3, 1, 28, 28)
+    assert classifier(images).shape == (3, 10)
+    assert classifier.features(images).shape == (3, 128)
+
+
+def test_classifier_trains_and_is_cached(tiny_data, tmp_path):
+    path = tmp_path / "classifier.pt"
+    classifier = adversarial.load_classifier(path, tiny_data, epochs=1)
+    assert path.is_file() and not classifier.training
+    first = path.stat().st_mtime_ns
+    adversarial.load_classifier(path, tiny_data)              # reused, not retrained
+    assert path.stat().st_mtime_ns == first
+    common.save_checkpoint({"model": "gan", "config": {}}, path)
+    with pytest.raises(common.UserError, match="not adversarial.py"):
+        adversarial.load_classifier(path, tiny_data)
+
+
+def test_script_on_tiny_data(tiny_data, tmp_path):
+    # A classifier that reads every image as "1", so the tiny set's 1s are all correctly read.
+    classifier = adversarial.Classifier()
+    with torch.no_grad():
+        classifier.head[1].bias[1] = 50.0
+    path = tmp_path / "classifier.pt"
+    common.save_checkpoint({"model": "adversarial", "config": {},
+                            "classifier": classifier.state_dict()}, path)
+    adversarial.main(["--data-dir", str(tiny_data), "--classifier", str(path), "--steps", "3",
+                      "--sweep-images", "2", "--noise-images", "2", "--source", "1",
+                      "--target", "7", "--out", str(tmp_path / "run")])
+    for name in ("attack.png", "noise.png", "success_vs_eps.png", "metrics.json"):
+        assert (tmp_path / "run" / name).is_file(), name
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["pgd"]["images"] == 7                        # the 1s among 64 cycling labels
+    assert metrics["pgd"]["linf_max"] <= metrics["eps"] + 1e-6
+    assert len(metrics["sweep"]["pgd"]) == 7

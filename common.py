@@ -4,10 +4,12 @@ Every script (gan.py, cgan.py, wgan.py, diffusion.py, adversarial.py) keeps its 
 takes its plumbing from here, one small function per job:
 
     data         load_dataset, to_training_tensor, sample_batch
-    run          pick_device, seed_everything, ema_update, Progress, UserError,
+    run          pick_device, seed_everything, ema_update, Progress, RunningMeans, UserError,
                  exit_on_user_error
-    outputs      make_run_dir, image_grid, save_grid, save_gif, load_gif_frames, save_curves,
-                 write_json, save_samples
+    outputs      make_run_dir, image_grid, save_grid, save_labeled_grid, save_gif,
+                 load_gif_frames, save_curves, save_snapshot, record_quality, write_json,
+                 save_samples
+    quality      sample_quality (FID, conditional accuracy, class entropy), parzen_score
     checkpoints  save_checkpoint, load_checkpoint
 
 Datasets are read from their original files by our own code (no torchvision):
@@ -327,6 +329,29 @@ class Progress:
               flush=True)
 
 
+class RunningMeans:
+    """Sums the logged numbers of each iteration (as tensors: no sync with the device) and, every
+    `every` iterations, appends their means to `history` and prints the progress line."""
+
+    def __init__(self, history, progress, every=100):
+        self.history, self.progress, self.every = history, progress, every
+        self.sums, self.count = None, 0
+
+    def add(self, iteration, **values):
+        with torch.no_grad():
+            stacked = torch.stack([value.detach().float() for value in values.values()])
+        self.sums = stacked if self.sums is None else self.sums + stacked
+        self.count += 1
+        if iteration % self.every and iteration != self.progress.total:
+            return
+        means = dict(zip(values, (self.sums / self.count).tolist()))
+        self.sums, self.count = None, 0
+        self.history["iteration"].append(iteration)
+        for key, value in means.items():
+            self.history[key].append(value)
+        self.progress.update(iteration, **means)
+
+
 # ---------------------------------------------------------------------------------------------
 # Outputs: every file is written to a temporary name first, then renamed into place, so an
 # interrupted run never leaves a half-written grid, GIF, JSON or checkpoint behind.
@@ -407,6 +432,50 @@ def save_curves(history, path, panels, x_key="iteration"):
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=100, format="png")
     plt.close(figure)
+
+
+def save_labeled_grid(images, column_titles, path, title=None):
+    """A grid whose columns are named (class names under a class-per-column grid)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    grid = image_grid(images, ncol=len(column_titles))
+    figure, axis = plt.subplots(figsize=(grid.shape[1] / 40 + 0.5, grid.shape[0] / 40 + 0.8))
+    axis.imshow(grid)
+    cell = (grid.shape[1] - 2) / len(column_titles)
+    axis.set_xticks([2 + cell * (i + 0.5) for i in range(len(column_titles))], column_titles,
+                    rotation=45 if max(map(len, column_titles)) > 2 else 0, fontsize=7)
+    axis.set_yticks([])
+    if title:
+        axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
+    plt.close(figure)
+
+
+def save_snapshot(out, iteration, samples, gif_frames, history, panels, ncol=8):
+    """The outputs of a sampling point: a grid PNG, one more GIF frame, the loss curves."""
+    gif_frames.append(image_grid(samples, ncol=ncol))
+    save_grid(samples, out / f"samples_{iteration:07d}.png", ncol=ncol)
+    save_gif(gif_frames, out / "progress.gif")
+    save_curves(history, out / "curves.png", panels=panels)
+
+
+def record_quality(history, iteration, quality, out):
+    """Append one evaluation to the history, print it, and redraw quality.png."""
+    keys = ["fid", "class_entropy"] + (["conditional_accuracy"] if "conditional_accuracy" in
+                                       quality else [])
+    history.setdefault("eval_iteration", []).append(iteration)
+    for key in keys:
+        history.setdefault(f"eval_{key}", []).append(quality[key])
+    accuracy = (f"conditional accuracy {quality['conditional_accuracy']:.2%}, "
+                if "conditional_accuracy" in quality else "")
+    print(f"it {iteration:>7d} quality ({quality['n']} samples): {accuracy}FID {quality['fid']:.2f}"
+          f", class entropy {quality['class_entropy']:.3f} (log 10 = 2.303), "
+          f"classes {quality['class_histogram']}")
+    save_curves(history, out / "quality.png", x_key="eval_iteration",
+                panels=[[f"eval_{key}"] for key in keys])
 
 
 def write_json(data, path):
@@ -497,7 +566,7 @@ def class_entropy(histogram):
     """H = -sum_k p_k log p_k in nats: 0 for one class, log 10 = 2.303 for ten equal classes."""
     p = np.asarray(histogram, np.float64) / max(np.sum(histogram), 1)
     p = p[p > 0]
-    return float(-(p * np.log(p)).sum())
+    return max(0.0, float(-(p * np.log(p)).sum()))   # max: one class gives -0.0, shown as 0
 
 
 def _classify(classifier, images_01, batch_size=1000):

@@ -1,0 +1,361 @@
+"""The conditional GAN: Mirza and Osindero, "Conditional Generative Adversarial Nets", 2014.
+
+The vanilla GAN (gan.py) draws a random digit; nobody can ask it for a 3. The conditional GAN
+gives both networks the label y as a second input, so the game becomes
+
+    min_G max_D  E_{x,y}[log D(x | y)] + E_{z,y}[log(1 - D(G(z | y) | y))].
+
+D no longer asks "is this a real image?" but "is this a real image of a y?": a sharp 7 handed in
+as a 3 is a fake. G can only win by drawing the digit it was asked for. Losses, on logits l as in
+gan.py (non-saturating generator loss):
+
+    L_D = -[log D(x|y) + log(1 - D(G(z|y')|y'))] = softplus(-l_real) + softplus(l_fake)
+    L_G = -log D(G(z|y')|y')                     = softplus(-l_fake)
+
+with (x, y) a real image and its label, and y' drawn uniformly from the classes for the fakes.
+
+How the label enters (`--arch mlp`, the default, as in the paper): a learned embedding of y (10
+numbers, the same as a one-hot vector times a weight matrix) is concatenated with z at G's input,
+and with the flattened image at D's input; the networks are otherwise gan.py's MLPs.
+`--arch conv`, a conditional DCGAN: G gets [z, embedding(y)] before its first layer, as above;
+D uses the projection of Miyato and Koyama (2018): logit = w . phi(x) + embedding(y) . phi(x),
+where phi(x) are D's features of the image. Why not just append y as extra image channels: then D
+may learn to judge realism and ignore the channels; the projection term is an explicit "does this
+image match this class" score that D cannot leave out, which gives better class fidelity.
+
+GAN and CGAN differ only in their inputs: the architecture, the losses and the training loop are
+the same. What changes is the use: a CGAN is a controllable generator (draw any chosen class, or a
+balanced data set), and the class-per-column grids show the split the networks learn between the
+label (which digit) and z (the style: slant, thickness, width; one row = one z).
+
+    python cgan.py                                          # MLP CGAN on MNIST
+    python cgan.py --checkpoint runs/cgan/X/checkpoint.pt --digit 3 --out threes.png
+    python cgan.py --dataset fashion --arch conv
+"""
+import argparse
+import copy
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import common
+
+CLASSES = 10
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--arch", choices=["mlp", "conv"], default="mlp")
+    parser.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist")
+    parser.add_argument("--data-dir", help="data folder (default: $DATA_DIR, else ./data)")
+    parser.add_argument("--z-dim", type=int, default=100, help="latent size")
+    parser.add_argument("--iters", type=int, default=30000, help="total training iterations")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate, both nets")
+    parser.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
+    parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of G (0: off)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    parser.add_argument("--out", help="run folder (default runs/cgan/<time>); with --generate "
+                                      "the .npz file, with --digit the .png file to write")
+    parser.add_argument("--sample-every", type=int, default=1000, help="grid + GIF frame")
+    parser.add_argument("--eval-every", type=int, default=5000, help="quality numbers (MNIST)")
+    parser.add_argument("--eval-samples", type=int, default=10000, help="samples per evaluation")
+    parser.add_argument("--parzen", action="store_true", help="Parzen log-likelihood at the end")
+    parser.add_argument("--classifier", help="MNIST classifier for the quality numbers")
+    parser.add_argument("--checkpoint-every", type=int, default=5000)
+    parser.add_argument("--resume", metavar="CKPT", help="continue the run of this checkpoint")
+    parser.add_argument("--checkpoint", metavar="CKPT", help="generate from this checkpoint")
+    parser.add_argument("--generate", type=int, metavar="N", help="write N samples, no training")
+    parser.add_argument("--digit", type=int, metavar="D", help="generate only class D (0-9)")
+    parser.add_argument("--class-name", help="generate only this class, by name (Fashion-MNIST)")
+    args = parser.parse_args(argv)
+    for name in ("z_dim", "iters", "batch_size", "sample_every", "eval_every", "eval_samples",
+                 "checkpoint_every"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0 <= args.ema < 1:
+        parser.error("--ema must be in [0, 1)")
+    if args.digit is not None and not 0 <= args.digit < CLASSES:
+        parser.error(f"--digit {args.digit}: a class must be in 0-{CLASSES - 1}")
+    if args.digit is not None and args.class_name is not None:
+        parser.error("give --digit or --class-name, not both")
+    asks_generation = args.generate is not None or args.digit is not None or args.class_name
+    if asks_generation and not args.checkpoint:
+        parser.error("--generate, --digit and --class-name need --checkpoint CKPT")
+    if args.checkpoint and not asks_generation:
+        parser.error("--checkpoint needs --generate N, --digit D or --class-name NAME")
+    if args.generate is not None and (args.generate < 1 or not args.out):
+        parser.error("--generate needs N >= 1 and --out FILE.npz")
+    return args
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks: gan.py's, with the label as a second input
+
+def check_labels(labels):
+    if labels.numel() and (labels.min() < 0 or labels.max() >= CLASSES):
+        raise ValueError(f"labels must be in 0-{CLASSES - 1}, got {labels.min().item()} to "
+                         f"{labels.max().item()}")
+
+
+class MLPGenerator(nn.Module):
+    def __init__(self, z_dim, image_shape):
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+        pixels = self.image_shape[0] * self.image_shape[1] * self.image_shape[2]
+        self.label_embedding = nn.Embedding(CLASSES, 10)
+        self.net = nn.Sequential(
+            nn.Linear(z_dim + 10, 256), nn.LeakyReLU(0.2),
+            nn.Linear(256, 512), nn.LeakyReLU(0.2),
+            nn.Linear(512, 1024), nn.LeakyReLU(0.2),
+            nn.Linear(1024, pixels), nn.Tanh())
+
+    def forward(self, z, labels):                              # (B, z_dim), (B,)
+        check_labels(labels)
+        inputs = torch.cat([z, self.label_embedding(labels)], dim=1)    # (B, z_dim + 10)
+        return self.net(inputs).view(-1, *self.image_shape)   # (B, C, H, W)
+
+
+class MLPDiscriminator(nn.Module):
+    def __init__(self, image_shape):
+        super().__init__()
+        pixels = image_shape[0] * image_shape[1] * image_shape[2]
+        self.label_embedding = nn.Embedding(CLASSES, 10)
+        self.net = nn.Sequential(
+            nn.Linear(pixels + 10, 512), nn.LeakyReLU(0.2),
+            nn.Linear(512, 256), nn.LeakyReLU(0.2),
+            nn.Linear(256, 1))
+
+    def forward(self, images, labels):                         # (B, C, H, W), (B,)
+        check_labels(labels)
+        inputs = torch.cat([images.flatten(1), self.label_embedding(labels)], dim=1)
+        return self.net(inputs).squeeze(1)                     # (B,) logits
+
+
+class ConvGenerator(nn.Module):
+    def __init__(self, z_dim, image_shape):
+        super().__init__()
+        self.start = image_shape[1] // 4                       # 7 for 28x28
+        self.label_embedding = nn.Embedding(CLASSES, 10)
+        self.project = nn.Sequential(
+            nn.Linear(z_dim + 10, 128 * self.start ** 2), nn.BatchNorm1d(128 * self.start ** 2),
+            nn.ReLU())
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+            # (B, 64, 14, 14)
+            nn.ConvTranspose2d(64, image_shape[0], 4, stride=2, padding=1), nn.Tanh())
+            # (B, C, 28, 28)
+
+    def forward(self, z, labels):
+        check_labels(labels)
+        inputs = torch.cat([z, self.label_embedding(labels)], dim=1)
+        return self.net(self.project(inputs).view(-1, 128, self.start, self.start))
+
+
+class ProjectionDiscriminator(nn.Module):
+    def __init__(self, image_shape, features=256):
+        super().__init__()
+        side = image_shape[1] // 4
+        self.phi = nn.Sequential(
+            nn.Conv2d(image_shape[0], 64, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            # (B, 64, 14, 14)
+            nn.Conv2d(64, 128, 4, stride=2, padding=1), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
+            # (B, 128, 7, 7)
+            nn.Flatten(), nn.Linear(128 * side * side, features), nn.LeakyReLU(0.2))
+            # (B, features)
+        self.realism = nn.Linear(features, 1)
+        self.label_embedding = nn.Embedding(CLASSES, features)
+
+    def forward(self, images, labels):
+        check_labels(labels)
+        phi = self.phi(images)
+        # logit = w . phi(x) + b + embedding(y) . phi(x): realism plus class match
+        return self.realism(phi).squeeze(1) + (self.label_embedding(labels) * phi).sum(1)
+
+
+def build_networks(config):
+    shape = config["image_shape"]
+    if config["arch"] == "mlp":
+        return MLPGenerator(config["z_dim"], shape), MLPDiscriminator(shape)
+    return ConvGenerator(config["z_dim"], shape), ProjectionDiscriminator(shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+def train_step(generator, discriminator, opt_g, opt_d, real, real_labels, z, fake_labels):
+    batch = len(real)
+    fake = generator(z, fake_labels)                                      # (B, C, H, W)
+    # Discriminator step, real and fake in one pass, each judged against its own label.
+    logits = discriminator(torch.cat([real, fake.detach()]), torch.cat([real_labels, fake_labels]))
+    real_logits, fake_logits = logits[:batch], logits[batch:]
+    # L_D = -[log D(x|y) + log(1 - D(G(z|y')|y'))] = softplus(-l_real) + softplus(l_fake)
+    loss_d = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+
+    # Generator step against the updated D (frozen: its weight gradients are not needed).
+    discriminator.requires_grad_(False)
+    # L_G = -log D(G(z|y')|y') = softplus(-l_fake)
+    loss_g = F.softplus(-discriminator(fake, fake_labels)).mean()
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    discriminator.requires_grad_(True)
+    return loss_d.detach(), loss_g.detach(), real_logits.detach(), fake_logits.detach()
+
+
+@torch.no_grad()
+def draw_samples(generator, labels, z_dim, chunk=1000):
+    """G(z | y) for each label y, z ~ N(0, I), in chunks (eval mode for batch norm)."""
+    generator.eval()
+    return torch.cat([generator(torch.randn(len(part), z_dim, device=labels.device), part)
+                      for part in labels.split(chunk)])
+
+
+def evenly_spread_labels(count, device):
+    return torch.arange(count, device=device) % CLASSES              # 0 1 ... 9 0 1 ...
+
+
+def train(args):
+    device = common.pick_device(args.device)
+    config = {"arch": args.arch, "dataset": args.dataset, "z_dim": args.z_dim,
+              "image_shape": list(common.DATASETS[args.dataset]["shape"])}
+    state = None
+    if args.resume:
+        state = common.load_checkpoint(args.resume, "cgan")
+        config = state["config"]
+        args.out = args.out or str(Path(args.resume).parent)
+    measure = config["dataset"] == "mnist"
+    if measure:   # before seeding: building (or training) the classifier draws random numbers
+        classifier = common.quality_classifier(args.classifier, args.data_dir, device)
+    common.seed_everything(args.seed)
+
+    images, labels = common.load_dataset(config["dataset"], train=True, data_dir=args.data_dir)
+    train_images = common.to_training_tensor(images, device)   # (N, C, H, W) in [-1, 1]
+    train_labels = torch.from_numpy(labels).to(device)          # (N,)
+    generator, discriminator = (net.to(device) for net in build_networks(config))
+    ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
+    # fused=True: one kernel for all of Adam's update, much faster on a CPU
+    opt_g = torch.optim.Adam(generator.parameters(), args.lr, (args.beta1, 0.999), fused=True)
+    opt_d = torch.optim.Adam(discriminator.parameters(), args.lr, (args.beta1, 0.999), fused=True)
+    # The grid: row r, column c is G(z_r | c), so a row keeps one style across the ten classes.
+    fixed_z = torch.randn(CLASSES, config["z_dim"], device=device).repeat_interleave(CLASSES, 0)
+    grid_labels = torch.arange(CLASSES, device=device).repeat(CLASSES)
+    history = {"iteration": [], "loss_d": [], "loss_g": [], "d_real": [], "d_fake": []}
+    start = 0
+    if state:
+        for net, key in ((generator, "generator"), (discriminator, "discriminator"),
+                         (ema_generator, "ema_generator")):
+            common.load_weights(net, state[key], args.resume)
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        fixed_z, history, start = state["fixed_z"].to(device), state["history"], state["iteration"]
+        torch.set_rng_state(state["rng"])
+    if start >= args.iters:
+        raise common.UserError(f"the checkpoint is at iteration {start}; ask for more with --iters")
+
+    out = common.make_run_dir("cgan", args.out)
+    gif_frames = common.load_gif_frames(out / "progress.gif") if state else []
+    class_names = common.DATASETS[config["dataset"]]["classes"]
+    print(f"cgan: {config} on {device}, {len(train_images)} training images, writing to {out}")
+    running = common.RunningMeans(history, common.Progress(args.iters, start))
+    started = time.perf_counter()
+
+    def save(iteration):
+        common.save_checkpoint({
+            "model": "cgan", "config": config, "iteration": iteration,
+            "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
+            "ema_generator": ema_generator.state_dict(), "opt_g": opt_g.state_dict(),
+            "opt_d": opt_d.state_dict(), "fixed_z": fixed_z, "history": history,
+            "rng": torch.get_rng_state()}, out / "checkpoint.pt")
+
+    for iteration in range(start + 1, args.iters + 1):
+        real, real_labels = common.sample_batch(train_images, args.batch_size, train_labels)
+        z = torch.randn(args.batch_size, config["z_dim"], device=device)
+        fake_labels = torch.randint(CLASSES, (args.batch_size,), device=device)  # y' uniform
+        loss_d, loss_g, real_logits, fake_logits = train_step(
+            generator, discriminator, opt_g, opt_d, real, real_labels, z, fake_labels)
+        common.ema_update(ema_generator, generator, args.ema)
+
+        running.add(iteration, loss_d=loss_d, loss_g=loss_g, d_real=torch.sigmoid(real_logits)
+                    .mean(), d_fake=torch.sigmoid(fake_logits).mean())
+        if iteration % args.sample_every == 0 or iteration == args.iters:
+            with torch.no_grad():
+                samples = ema_generator(fixed_z, grid_labels)
+            common.save_snapshot(out, iteration, samples, gif_frames, history, ncol=CLASSES,
+                                 panels=[["loss_d", "loss_g"], ["d_real", "d_fake"]])
+        if measure and (iteration % args.eval_every == 0 or iteration == args.iters):
+            wanted = evenly_spread_labels(args.eval_samples, device)
+            quality = common.sample_quality(draw_samples(ema_generator, wanted, config["z_dim"]),
+                                            wanted, classifier=classifier, data_dir=args.data_dir)
+            common.record_quality(history, iteration, quality, out)
+        if iteration % args.checkpoint_every == 0 or iteration == args.iters:
+            save(iteration)
+
+    seconds = time.perf_counter() - started
+    common.save_labeled_grid(samples, class_names, out / "classes.png",
+                             title=f"one class per column, one latent z per row ({iteration} it)")
+    metrics = {"iterations": args.iters, "train_seconds_this_session": round(seconds, 1),
+               "final_loss_d": history["loss_d"][-1], "final_loss_g": history["loss_g"][-1]}
+    if measure:
+        metrics.update(quality)
+        if args.parzen:
+            metrics.update(common.parzen_score(draw_samples(
+                ema_generator, evenly_spread_labels(10000, device), config["z_dim"]), args.data_dir))
+    else:
+        print(f"the quality numbers are for MNIST only: skipped for {config['dataset']}")
+    common.write_json(metrics, out / "metrics.json")
+    print(f"done in {common.format_seconds(seconds)}: {out / 'checkpoint.pt'}")
+    return out
+
+
+def generate(args):
+    """From a checkpoint: N samples with labels spread over the classes (or all of one class)
+    to FILE.npz, or with --digit / --class-name alone a 10x10 grid of that class to a PNG."""
+    state = common.load_checkpoint(args.checkpoint, "cgan")
+    names = common.DATASETS[state["config"]["dataset"]]["classes"]
+    wanted_class = args.digit
+    if args.class_name is not None:
+        lowered = [name.lower() for name in names]
+        if args.class_name.lower() not in lowered:
+            raise common.UserError(f"--class-name {args.class_name!r}: this checkpoint's classes "
+                                   f"are {', '.join(names)}")
+        wanted_class = lowered.index(args.class_name.lower())
+    device = common.pick_device(args.device)
+    common.seed_everything(args.seed)
+    generator, _ = build_networks(state["config"])
+    common.load_weights(generator, state["ema_generator"], args.checkpoint)
+    generator.to(device)
+    count = args.generate or 100
+    labels = evenly_spread_labels(count, device) if wanted_class is None else \
+        torch.full((count,), wanted_class, device=device)
+    images = draw_samples(generator, labels, state["config"]["z_dim"])
+    if args.generate:
+        common.save_samples(images, args.out, labels, ncol=CLASSES)
+        print(f"wrote {count} samples with labels to {args.out}")
+        return
+    out = Path(args.out or Path(args.checkpoint).parent / f"class_{wanted_class}.png")
+    if out.suffix != ".png":
+        raise common.UserError(f"--out {out}: a class grid is written as a .png file")
+    common.save_grid(images, out, ncol=CLASSES)
+    print(f"wrote 100 samples of class {wanted_class} ({names[wanted_class]}) to {out}")
+
+
+@common.exit_on_user_error
+def main(argv=None):
+    args = parse_args(argv)
+    if args.checkpoint:
+        generate(args)
+    else:
+        train(args)
+
+
+if __name__ == "__main__":
+    main()

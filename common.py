@@ -311,20 +311,26 @@ def format_seconds(seconds):
 
 
 class Progress:
-    """One line every `every` iterations: iteration, the given numbers, it/s, time left."""
+    """One line every `every` iterations: iteration, the given numbers, it/s, time left (the
+    sooner of the iterations left and `time_limit` seconds from the start, if given)."""
 
-    def __init__(self, total, start=0, every=500):
-        self.total, self.every = total, every
-        self.last_iteration, self.last_time = start, time.perf_counter()
+    def __init__(self, total, start=0, every=500, time_limit=None):
+        self.total, self.every, self.time_limit = total, every, time_limit
+        self.started = self.last_time = time.perf_counter()
+        self.last_iteration = start
 
-    def update(self, iteration, **numbers):
-        if iteration % self.every and iteration != self.total:
+    def update(self, iteration, last=False, **numbers):
+        """Print the line every `every` iterations, at the end, and whenever last=True."""
+        if iteration % self.every and iteration != self.total and not last:
             return
         now = time.perf_counter()
         speed = (iteration - self.last_iteration) / max(now - self.last_time, 1e-9)
         self.last_iteration, self.last_time = iteration, now
         shown = " ".join(f"{key} {value:.3f}" for key, value in numbers.items())
-        left = format_seconds((self.total - iteration) / max(speed, 1e-9))
+        seconds_left = (self.total - iteration) / max(speed, 1e-9)
+        if self.time_limit:
+            seconds_left = min(seconds_left, max(self.time_limit - (now - self.started), 0))
+        left = format_seconds(seconds_left)
         print(f"it {iteration:>7d}/{self.total} | {shown} | {speed:7.1f} it/s | {left} left",
               flush=True)
 
@@ -337,19 +343,21 @@ class RunningMeans:
         self.history, self.progress, self.every = history, progress, every
         self.sums, self.count = None, 0
 
-    def add(self, iteration, **values):
+    def add(self, iteration, flush=False, **values):
+        """Add one iteration's numbers; flush=True logs now (the last iteration, an evaluation)."""
         with torch.no_grad():
-            stacked = torch.stack([value.detach().float() for value in values.values()])
+            stacked = torch.stack([torch.as_tensor(value).detach().float()
+                                   for value in values.values()])
         self.sums = stacked if self.sums is None else self.sums + stacked
         self.count += 1
-        if iteration % self.every and iteration != self.progress.total:
+        if iteration % self.every and iteration != self.progress.total and not flush:
             return
         means = dict(zip(values, (self.sums / self.count).tolist()))
         self.sums, self.count = None, 0
         self.history["iteration"].append(iteration)
         for key, value in means.items():
             self.history[key].append(value)
-        self.progress.update(iteration, **means)
+        self.progress.update(iteration, last=flush, **means)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,332 @@
+"""The Wasserstein GAN: Arjovsky, Chintala and Bottou, "Wasserstein GAN", ICML 2017; with
+--gradient-penalty, WGAN-GP: Gulrajani et al., "Improved Training of Wasserstein GANs", 2017.
+
+The standard GAN's discriminator loss tells little about sample quality: once D wins, the
+Jensen-Shannon divergence it estimates saturates at log 2 and its gradient vanishes. The WGAN
+replaces it with the Earth-Mover (Wasserstein-1) distance, through its dual form
+(Kantorovich-Rubinstein, the paper's equation 3):
+
+    W(P_data, P_G) = max over 1-Lipschitz f of  E_x[f(x)] - E_z[f(G(z))].
+
+A "critic" f (no sigmoid: it outputs a score, not a probability) is trained to reach that max:
+
+    critic     L_f = E[f(G(z))] - E[f(x)]         (minimized; -L_f estimates W)
+    generator  L_G = -E[f(G(z))]
+
+and, unlike the GAN's loss, -L_f falls as the samples improve: it is a number to watch.
+
+The hard part is "1-Lipschitz". The paper clamps every critic weight to [-c, c] after each critic
+step (`--clip c`, default 0.01): a crude bound that makes f K-Lipschitz for some K, which only
+rescales W. Too large a c and the critic takes long to train; too small and gradients vanish
+through the layers; 0.001 to 0.1 is the useful range. WGAN-GP (`--gradient-penalty LAMBDA`)
+drops clipping and adds LAMBDA * E[(||grad f(x_hat)||_2 - 1)^2] at points x_hat on lines between
+real and fake samples, where an optimal critic has gradient norm 1; it uses Adam(1e-4, betas
+(0, 0.9)) as in that paper. The critic is trained `--n-critic` times (5) per generator step, so
+it stays close to its optimum and its estimate of W stays meaningful.
+
+Networks, DCGAN-shaped and sized for a CPU (one generator step costs 5 critic steps):
+    generator: dense z -> (64, s, s), then transposed conv -> (32, 2s, 2s), transposed conv ->
+               (16, 4s, 4s), conv -> (C, 4s, 4s), tanh; batch norm + ReLU between (s = 7 or 8)
+    critic:    conv -> 16, conv -> 32, conv -> 64 channels (stride 2 each: 4x4 left), LeakyReLU
+               and dropout 0.2 after each, then dense -> 1 score. No batch norm: the gradient
+               penalty is taken per sample, and batch norm would mix the samples of a batch.
+
+    python wgan.py                                   # clipped WGAN on MNIST, 10 minutes
+    python wgan.py --gradient-penalty 10             # WGAN-GP
+    python wgan.py --clip 0.1 --minutes 5            # see what a looser clip does
+"""
+import argparse
+import copy
+import time
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+import common
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--dataset", choices=list(common.DATASETS), default="mnist")
+    parser.add_argument("--data-dir", help="data folder (default: $DATA_DIR, else ./data)")
+    parser.add_argument("--z-dim", type=int, default=100, help="latent size, 50-200")
+    parser.add_argument("--iters", type=int, default=100000, help="most generator iterations")
+    parser.add_argument("--minutes", type=float, default=10.0,
+                        help="stop after this much training time (0: no limit)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--n-critic", type=int, default=5, help="critic steps per G step")
+    parser.add_argument("--clip", type=float, default=0.01, help="critic weights in [-c, c]")
+    parser.add_argument("--gradient-penalty", type=float, metavar="LAMBDA",
+                        help="WGAN-GP with this weight instead of clipping (the paper: 10)")
+    parser.add_argument("--lr", type=float, help="default 5e-5 (RMSprop), 1e-4 with --gradient-penalty (Adam)")
+    parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of G (0: off)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    parser.add_argument("--out", help="run folder (default runs/wgan/<time>); with --generate, "
+                                      "the .npz file to write")
+    parser.add_argument("--sample-every", type=int, default=200, help="grid + GIF frame")
+    parser.add_argument("--eval-every", type=int, default=1000, help="quality numbers (MNIST)")
+    parser.add_argument("--eval-samples", type=int, default=10000, help="samples per evaluation")
+    parser.add_argument("--parzen", action="store_true", help="Parzen log-likelihood at the end")
+    parser.add_argument("--classifier", help="MNIST classifier for the quality numbers")
+    parser.add_argument("--checkpoint-every", type=int, default=1000)
+    parser.add_argument("--resume", metavar="CKPT", help="continue the run of this checkpoint")
+    parser.add_argument("--checkpoint", metavar="CKPT", help="generate from this checkpoint")
+    parser.add_argument("--generate", type=int, metavar="N", help="write N samples, no training")
+    args = parser.parse_args(argv)
+    if not 50 <= args.z_dim <= 200:
+        parser.error(f"--z-dim {args.z_dim}: the course's networks take 50-200")
+    for name in ("iters", "batch_size", "n_critic", "sample_every", "eval_every", "eval_samples",
+                 "checkpoint_every"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.clip <= 0 or args.minutes < 0 or not 0 <= args.ema < 1:
+        parser.error("need --clip > 0, --minutes >= 0 and --ema in [0, 1)")
+    if args.gradient_penalty is not None and args.gradient_penalty <= 0:
+        parser.error("--gradient-penalty must be positive")
+    if args.gradient_penalty is None and not 0.001 <= args.clip <= 0.1:
+        warnings.warn(f"--clip {args.clip} is outside [0.001, 0.1]: expect a critic that cannot "
+                      "learn (too small) or trains very slowly (too large)", stacklevel=2)
+    if (args.generate is None) != (args.checkpoint is None):
+        parser.error("--generate N and --checkpoint CKPT go together")
+    if args.generate is not None and (args.generate < 1 or not args.out):
+        parser.error("--generate needs N >= 1 and --out FILE.npz")
+    return args
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks: generator = 1 dense + 3 conv layers, critic = 3 conv + 1 dense with dropout
+
+class Generator(nn.Module):
+    def __init__(self, z_dim, image_shape):
+        super().__init__()
+        self.start = image_shape[1] // 4                       # 7 for 28x28, 8 for 32x32
+        self.dense = nn.Sequential(nn.Linear(z_dim, 64 * self.start ** 2),
+                                   nn.BatchNorm1d(64 * self.start ** 2), nn.ReLU())
+        self.conv = nn.Sequential(
+            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+            # (B, 32, 2s, 2s)
+            nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+            # (B, 16, 4s, 4s)
+            nn.Conv2d(16, image_shape[0], 3, padding=1), nn.Tanh())
+            # (B, C, 4s, 4s) in [-1, 1]
+
+    def forward(self, z):                                      # (B, z_dim)
+        return self.conv(self.dense(z).view(-1, 64, self.start, self.start))
+
+
+class Critic(nn.Module):
+    def __init__(self, image_shape):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(image_shape[0], 16, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Dropout(0.2),                                   # (B, 16, H/2, W/2)
+            nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Dropout(0.2),                                   # (B, 32, H/4, W/4): 7 or 8
+            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Dropout(0.2),                                   # (B, 64, 4, 4)
+            nn.Flatten(), nn.Linear(64 * 4 * 4, 1))            # (B, 1): a score, no sigmoid
+
+    def forward(self, images):
+        return self.net(images).squeeze(1)                     # (B,)
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses
+
+def critic_loss(real_scores, fake_scores):
+    # L_f = E[f(G(z))] - E[f(x)]; its negative is the critic's estimate of W (up to a scale)
+    return fake_scores.mean() - real_scores.mean()
+
+
+def gradient_penalty(critic, real, fake):
+    """E[(||grad_x f(x_hat)||_2 - 1)^2], x_hat = e x + (1 - e) G(z), e ~ U[0, 1] per sample."""
+    e = torch.rand(len(real), *([1] * (real.dim() - 1)), device=real.device)
+    x_hat = (e * real + (1 - e) * fake).requires_grad_(True)
+    gradients, = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return ((gradients.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def clip_weights(critic, clip):
+    """The paper's Lipschitz bound: every critic parameter clamped to [-c, c]."""
+    with torch.no_grad():
+        for parameter in critic.parameters():
+            parameter.clamp_(-clip, clip)
+
+
+def train_step(generator, critic, opt_g, opt_f, real_batches, z_dim, n_critic, clip, penalty):
+    """n_critic critic steps (each on a fresh real batch and fresh z), then one generator step.
+    Returns the critic's W estimate E[f(x)] - E[f(G(z))] of its last step and the G loss."""
+    for _ in range(n_critic):
+        real = next(real_batches)
+        with torch.no_grad():
+            fake = generator(torch.randn(len(real), z_dim, device=real.device))
+        scores = critic(torch.cat([real, fake]))               # one pass for both: (2B,)
+        real_scores, fake_scores = scores[:len(real)], scores[len(real):]
+        loss_f = critic_loss(real_scores, fake_scores)
+        if penalty:
+            # WGAN-GP: L_f + LAMBDA * E[(||grad f(x_hat)|| - 1)^2]
+            loss_f = loss_f + penalty * gradient_penalty(critic, real, fake)
+        opt_f.zero_grad(set_to_none=True)
+        loss_f.backward()
+        opt_f.step()
+        if not penalty:
+            clip_weights(critic, clip)
+    wasserstein = (real_scores.mean() - fake_scores.mean()).detach()
+
+    critic.requires_grad_(False)                               # only G learns in this step
+    # L_G = -E[f(G(z))]
+    loss_g = -critic(generator(torch.randn(len(real), z_dim, device=real.device))).mean()
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    critic.requires_grad_(True)
+    return wasserstein, loss_g.detach()
+
+
+def make_optimizers(generator, critic, lr, penalty):
+    if penalty:   # WGAN-GP: Adam with beta1 = 0, beta2 = 0.9
+        return (torch.optim.Adam(generator.parameters(), lr or 1e-4, (0.0, 0.9), fused=True),
+                torch.optim.Adam(critic.parameters(), lr or 1e-4, (0.0, 0.9), fused=True))
+    # The WGAN paper: RMSprop (momentum-based optimizers made the clipped critic unstable)
+    return (torch.optim.RMSprop(generator.parameters(), lr or 5e-5),
+            torch.optim.RMSprop(critic.parameters(), lr or 5e-5))
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+@torch.no_grad()
+def draw_samples(generator, count, z_dim, device, chunk=1000):
+    generator.eval()
+    return torch.cat([generator(torch.randn(min(chunk, count - start), z_dim, device=device))
+                      for start in range(0, count, chunk)])
+
+
+def train(args):
+    device = common.pick_device(args.device)
+    config = {"dataset": args.dataset, "z_dim": args.z_dim, "n_critic": args.n_critic,
+              "clip": args.clip, "gradient_penalty": args.gradient_penalty, "lr": args.lr,
+              "image_shape": list(common.DATASETS[args.dataset]["shape"])}
+    state = None
+    if args.resume:
+        state = common.load_checkpoint(args.resume, "wgan")
+        config = state["config"]
+        args.out = args.out or str(Path(args.resume).parent)
+    measure = config["dataset"] == "mnist"
+    if measure:   # before seeding: building (or training) the classifier draws random numbers
+        classifier = common.quality_classifier(args.classifier, args.data_dir, device)
+    common.seed_everything(args.seed)
+
+    images, _ = common.load_dataset(config["dataset"], train=True, data_dir=args.data_dir)
+    train_images = common.to_training_tensor(images, device)
+    real_batches = iter(lambda: common.sample_batch(train_images, args.batch_size), None)
+    generator = Generator(config["z_dim"], config["image_shape"]).to(device)
+    critic = Critic(config["image_shape"]).to(device)
+    ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
+    opt_g, opt_f = make_optimizers(generator, critic, config["lr"], config["gradient_penalty"])
+    fixed_z = torch.randn(64, config["z_dim"], device=device)
+    history = {"iteration": [], "wasserstein": [], "loss_g": [], "minutes": []}
+    start, minutes_before = 0, 0.0
+    if state:
+        for net, key in ((generator, "generator"), (critic, "critic"),
+                         (ema_generator, "ema_generator")):
+            common.load_weights(net, state[key], args.resume)
+        opt_g.load_state_dict(state["opt_g"])
+        opt_f.load_state_dict(state["opt_f"])
+        fixed_z, history, start = state["fixed_z"].to(device), state["history"], state["iteration"]
+        minutes_before = state["minutes"]
+        torch.set_rng_state(state["rng"])
+    if start >= args.iters:
+        raise common.UserError(f"the checkpoint is at iteration {start}; ask for more with --iters")
+
+    out = common.make_run_dir("wgan", args.out)
+    gif_frames = common.load_gif_frames(out / "progress.gif") if state else []
+    variant = f"WGAN-GP (lambda {config['gradient_penalty']})" if config["gradient_penalty"] \
+        else f"WGAN, clip {config['clip']}"
+    print(f"wgan: {variant}, {config} on {device}, writing to {out}")
+    time_limit = args.minutes * 60 - minutes_before * 60 if args.minutes else None
+    running = common.RunningMeans(history, common.Progress(args.iters, start, every=200,
+                                                           time_limit=time_limit), every=50)
+    started = time.perf_counter()
+    minutes = minutes_before
+
+    def save(iteration):
+        common.save_checkpoint({
+            "model": "wgan", "config": config, "iteration": iteration, "minutes": minutes,
+            "generator": generator.state_dict(), "critic": critic.state_dict(),
+            "ema_generator": ema_generator.state_dict(), "opt_g": opt_g.state_dict(),
+            "opt_f": opt_f.state_dict(), "fixed_z": fixed_z, "history": history,
+            "rng": torch.get_rng_state()}, out / "checkpoint.pt")
+
+    iteration = start
+    while iteration < args.iters:
+        iteration += 1
+        generator.train()
+        wasserstein, loss_g = train_step(generator, critic, opt_g, opt_f, real_batches,
+                                         config["z_dim"], config["n_critic"], config["clip"],
+                                         config["gradient_penalty"])
+        common.ema_update(ema_generator, generator, args.ema)
+        minutes = minutes_before + (time.perf_counter() - started) / 60
+        out_of_time = args.minutes and minutes >= args.minutes
+        last = out_of_time or iteration == args.iters
+        evaluate = measure and (iteration % args.eval_every == 0 or last)
+        running.add(iteration, flush=last or evaluate, wasserstein=wasserstein, loss_g=loss_g,
+                    minutes=minutes)
+        if iteration % args.sample_every == 0 or last:
+            with torch.no_grad():
+                samples = ema_generator(fixed_z)
+            common.save_snapshot(out, iteration, samples, gif_frames, history,
+                                 panels=[["wasserstein"], ["loss_g"]])
+        if evaluate:
+            quality = common.sample_quality(draw_samples(ema_generator, args.eval_samples,
+                                                         config["z_dim"], device),
+                                            classifier=classifier, data_dir=args.data_dir)
+            history.setdefault("eval_minutes", []).append(minutes)
+            history.setdefault("eval_wasserstein", []).append(history["wasserstein"][-1])
+            common.record_quality(history, iteration, quality, out)
+        if iteration % args.checkpoint_every == 0 or last:
+            save(iteration)
+        if out_of_time:
+            print(f"stopped after {minutes:.1f} minutes of training (--minutes {args.minutes})")
+            break
+
+    metrics = {"variant": variant, "iterations": iteration, "train_minutes": round(minutes, 2),
+               "final_wasserstein_estimate": history["wasserstein"][-1]}
+    if measure:
+        metrics.update(quality)
+        if args.parzen:
+            metrics.update(common.parzen_score(
+                draw_samples(ema_generator, 10000, config["z_dim"], device), args.data_dir))
+    else:
+        print(f"the quality numbers are for MNIST only: skipped for {config['dataset']}")
+    common.write_json(metrics, out / "metrics.json")
+    print(f"done: {iteration} generator iterations in {minutes:.1f} min, {out / 'checkpoint.pt'}")
+    return out
+
+
+def generate(args):
+    state = common.load_checkpoint(args.checkpoint, "wgan")
+    device = common.pick_device(args.device)
+    common.seed_everything(args.seed)
+    generator = Generator(state["config"]["z_dim"], state["config"]["image_shape"])
+    common.load_weights(generator, state["ema_generator"], args.checkpoint)
+    images = draw_samples(generator.to(device), args.generate, state["config"]["z_dim"], device)
+    common.save_samples(images, args.out)
+    print(f"wrote {args.generate} samples to {args.out}")
+
+
+@common.exit_on_user_error
+def main(argv=None):
+    args = parse_args(argv)
+    if args.generate is not None:
+        generate(args)
+    else:
+        train(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -64,7 +64,8 @@ def parse_args(argv=None):
     parser.add_argument("--sweep-images", type=int, default=300,
                         help="source images used for the success-rate-vs-eps curve")
     parser.add_argument("--classifier", default=str(CLASSIFIER_PATH), help="checkpoint path")
-    parser.add_argument("--retrain", action="store_true", help="train even if the checkpoint exists")
+    parser.add_argument("--retrain", action="store_true",
+                        help="train even if the checkpoint exists")
     parser.add_argument("--epochs", type=int, default=3, help="classifier training epochs")
     parser.add_argument("--data-dir", help="data folder (default: $DATA_DIR, else ./data)")
     parser.add_argument("--seed", type=int, default=0)
@@ -262,7 +263,8 @@ def save_noise_figure(classifier, before, after, path, columns=8):
     for row, (images, probs, name) in enumerate(zip((before, after), probabilities,
                                                     ("noise", "after"))):
         for col in range(columns):
-            axes[row, col].imshow(images[col].detach().cpu().squeeze(0), cmap="gray", vmin=0, vmax=1)
+            axes[row, col].imshow(images[col].detach().cpu().squeeze(0), cmap="gray",
+                                  vmin=0, vmax=1)
             axes[row, col].set_title(f"{name}: {probs[col].argmax().item()} "
                                      f"({probs[col].max().item():.2f})", fontsize=7)
             axes[row, col].axis("off")
@@ -364,9 +366,11 @@ def main(argv=None):
           f"p(target) {fgsm_report['target_probability_mean']:.3f}")
     print("success vs eps: " + ", ".join(f"{e:.2f}: PGD {p:.0%} FGSM {f:.0%}" for e, p, f in
                                          zip(sweep["eps"], sweep["pgd"], sweep["fgsm"])))
-    print(f"{args.noise} noise -> {args.target}: p(target) {noise_report['target_probability_mean']:.3f}"
+    print(f"{args.noise} noise -> {args.target}: "
+          f"p(target) {noise_report['target_probability_mean']:.3f}"
           f", {noise_report['converted_share']:.0%} past {args.confidence}, "
-          f"{noise_report['iterations_mean']:.1f} steps, mean L2 change {noise_report['l2_mean']:.2f}")
+          f"{noise_report['iterations_mean']:.1f} steps, "
+          f"mean L2 change {noise_report['l2_mean']:.2f}")
     print(f"figures and metrics.json in {out}")
     return results
 

@@ -51,35 +51,19 @@ def parse_args(argv=None):
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--arch", choices=["mlp", "conv"], default="mlp")
     parser.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist")
-    parser.add_argument("--data-dir", help="data folder (default: $DATA_DIR, else ./data)")
     parser.add_argument("--z-dim", type=int, default=100, help="latent size")
     parser.add_argument("--iters", type=int, default=30000, help="total training iterations")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate, both nets")
     parser.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
-    parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of G (0: off)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
-    parser.add_argument("--out", help="run folder (default runs/cgan/<time>); with --generate "
-                                      "the .npz file, with --digit the .png file to write")
-    parser.add_argument("--sample-every", type=int, default=1000, help="grid + GIF frame")
-    parser.add_argument("--eval-every", type=int, default=5000, help="quality numbers (MNIST)")
-    parser.add_argument("--eval-samples", type=int, default=10000, help="samples per evaluation")
-    parser.add_argument("--parzen", action="store_true", help="Parzen log-likelihood at the end")
-    parser.add_argument("--classifier", help="MNIST classifier for the quality numbers")
-    parser.add_argument("--checkpoint-every", type=int, default=5000)
-    parser.add_argument("--resume", metavar="CKPT", help="continue the run of this checkpoint")
-    parser.add_argument("--checkpoint", metavar="CKPT", help="generate from this checkpoint")
-    parser.add_argument("--generate", type=int, metavar="N", help="write N samples, no training")
-    parser.add_argument("--digit", type=int, metavar="D", help="generate only class D (0-9)")
+    common.add_run_arguments(parser, "cgan", sample_every=1000, eval_every=5000,
+                             checkpoint_every=5000)
+    parser.add_argument("--digit", type=int, metavar="D",
+                        help="generate only class D (0-9): a 10x10 grid to --out FILE.png "
+                             "(default: beside the checkpoint), or N samples with --generate")
     parser.add_argument("--class-name", help="generate only this class, by name (Fashion-MNIST)")
     args = parser.parse_args(argv)
-    for name in ("z_dim", "iters", "batch_size", "sample_every", "eval_every", "eval_samples",
-                 "checkpoint_every"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if not 0 <= args.ema < 1:
-        parser.error("--ema must be in [0, 1)")
+    common.check_run_arguments(parser, args, positive=("z_dim", "iters", "batch_size"))
     if args.digit is not None and not 0 <= args.digit < CLASSES:
         parser.error(f"--digit {args.digit}: a class must be in 0-{CLASSES - 1}")
     if args.digit is not None and args.class_name is not None:
@@ -89,8 +73,6 @@ def parse_args(argv=None):
         parser.error("--generate, --digit and --class-name need --checkpoint CKPT")
     if args.checkpoint and not asks_generation:
         parser.error("--checkpoint needs --generate N, --digit D or --class-name NAME")
-    if args.generate is not None and (args.generate < 1 or not args.out):
-        parser.error("--generate needs N >= 1 and --out FILE.npz")
     return args
 
 
@@ -251,13 +233,10 @@ def train(args):
     history = {"iteration": [], "loss_d": [], "loss_g": [], "d_real": [], "d_fake": []}
     start = 0
     if state:
-        for net, key in ((generator, "generator"), (discriminator, "discriminator"),
-                         (ema_generator, "ema_generator")):
-            common.load_weights(net, state[key], args.resume)
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        fixed_z, history, start = state["fixed_z"].to(device), state["history"], state["iteration"]
-        torch.set_rng_state(state["rng"])
+        fixed_z, history, start = common.restore_training(
+            state, args.resume, {"generator": generator, "discriminator": discriminator,
+                                 "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_d": opt_d})
+        fixed_z = fixed_z.to(device)
     if start >= args.iters:
         raise common.UserError(f"the checkpoint is at iteration {start}; ask for more with --iters")
 
@@ -307,8 +286,9 @@ def train(args):
     if measure:
         metrics.update(quality)
         if args.parzen:
-            metrics.update(common.parzen_score(draw_samples(
-                ema_generator, evenly_spread_labels(10000, device), config["z_dim"]), args.data_dir))
+            samples = draw_samples(ema_generator, evenly_spread_labels(10000, device),
+                                   config["z_dim"])
+            metrics.update(common.parzen_score(samples, args.data_dir))
     else:
         print(f"the quality numbers are for MNIST only: skipped for {config['dataset']}")
     common.write_json(metrics, out / "metrics.json")

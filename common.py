@@ -76,7 +76,8 @@ DATASETS = {
         "shape": (1, 28, 28),
         "classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
-        "mirrors": ["https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"],
+        "mirrors": ["https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/"
+                    "data/fashion/"],
         "files": {
             "train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
             "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
@@ -189,8 +190,8 @@ def _load_idx_dataset(dataset, folder, train):
 
 class _ArraysOnlyUnpickler(pickle.Unpickler):
     """CIFAR batches are pickles; allow numpy arrays and nothing else, so a file cannot run code."""
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype"),
+               ("numpy._core.multiarray", "_reconstruct")}
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
@@ -264,6 +265,53 @@ def sample_batch(images, batch_size, labels=None):
     """A random batch (with replacement) of the in-memory set, and its labels if given."""
     index = torch.randint(len(images), (batch_size,), device=images.device)
     return images[index] if labels is None else (images[index], labels[index])
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line: the flags every generative script shares
+
+def add_run_arguments(parser, script, sample_every, eval_every, checkpoint_every):
+    """Data, device, seed, outputs, evaluation, checkpoints and the shared --generate mode."""
+    parser.add_argument("--data-dir", help="data folder (default: $DATA_DIR, else ./data)")
+    parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of G (0: off)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    parser.add_argument("--out", help=f"run folder (default runs/{script}/<time>); with "
+                                      "--generate, the .npz file to write")
+    parser.add_argument("--sample-every", type=int, default=sample_every, help="grid + GIF frame")
+    parser.add_argument("--eval-every", type=int, default=eval_every,
+                        help="FID and class entropy during training (MNIST only)")
+    parser.add_argument("--eval-samples", type=int, default=10000, help="samples per evaluation")
+    parser.add_argument("--parzen", action="store_true",
+                        help="also the Parzen log-likelihood at the end (about a minute)")
+    parser.add_argument("--classifier", help="the MNIST classifier used for the quality numbers "
+                                             "(default: adversarial.py's, trained if missing)")
+    parser.add_argument("--checkpoint-every", type=int, default=checkpoint_every)
+    parser.add_argument("--resume", metavar="CKPT", help="continue the run of this checkpoint")
+    parser.add_argument("--checkpoint", metavar="CKPT", help="generate from this checkpoint")
+    parser.add_argument("--generate", type=int, metavar="N", help="write N samples, no training")
+
+
+def check_run_arguments(parser, args, positive=()):
+    """parser.error (one line, exit 2) for the shared flags' impossible values."""
+    for name in ("sample_every", "eval_every", "eval_samples", "checkpoint_every", *positive):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0 <= args.ema < 1:
+        parser.error("--ema must be in [0, 1)")
+    if args.generate is not None and (args.generate < 1 or not args.out):
+        parser.error("--generate needs N >= 1 and --out FILE.npz")
+
+
+def restore_training(state, path, networks, optimizers):
+    """Put a checkpoint's weights into `networks` and `optimizers` (dicts: checkpoint key ->
+    object) and restore the random generator; returns (fixed_z, history, iteration)."""
+    for key, network in networks.items():
+        load_weights(network, state[key], path)
+    for key, optimizer in optimizers.items():
+        optimizer.load_state_dict(state[key])
+    torch.set_rng_state(state["rng"])
+    return state["fixed_z"], state["history"], state["iteration"]
 
 
 # ---------------------------------------------------------------------------------------------

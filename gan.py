@@ -56,40 +56,22 @@ def parse_args(argv=None):
                         help="generator loss: log(1 - D(G(z))) or -log D(G(z))")
     parser.add_argument("--arch", choices=["mlp", "dcgan"], default="mlp")
     parser.add_argument("--dataset", choices=list(common.DATASETS), default="mnist")
-    parser.add_argument("--data-dir", help="data folder (default: $DATA_DIR, else ./data)")
     parser.add_argument("--z-dim", type=int, default=100, help="latent size")
     parser.add_argument("--iters", type=int, default=20000, help="total training iterations")
+    parser.add_argument("--minutes", type=float, default=0,
+                        help="stop after this much training time (0: no limit), to compare "
+                             "models at the same wall-clock budget")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate, both nets")
     parser.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (0.5 as in DCGAN)")
-    parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of G (0: off)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
-    parser.add_argument("--out", help="run folder (default runs/gan/<time>); with --generate, "
-                                      "the .npz file to write")
-    parser.add_argument("--sample-every", type=int, default=1000, help="grid + GIF frame")
-    parser.add_argument("--eval-every", type=int, default=5000,
-                        help="FID and class entropy during training (MNIST only)")
-    parser.add_argument("--eval-samples", type=int, default=10000, help="samples per evaluation")
-    parser.add_argument("--parzen", action="store_true",
-                        help="also the Parzen log-likelihood at the end (about a minute)")
-    parser.add_argument("--classifier", help="the MNIST classifier used for the quality numbers "
-                                             "(default: adversarial.py's, trained if missing)")
-    parser.add_argument("--checkpoint-every", type=int, default=5000)
-    parser.add_argument("--resume", metavar="CKPT", help="continue the run of this checkpoint")
-    parser.add_argument("--checkpoint", metavar="CKPT", help="generate from this checkpoint")
-    parser.add_argument("--generate", type=int, metavar="N", help="write N samples, no training")
+    common.add_run_arguments(parser, "gan", sample_every=1000, eval_every=5000,
+                             checkpoint_every=5000)
     args = parser.parse_args(argv)
-    for name in ("z_dim", "iters", "batch_size", "sample_every", "checkpoint_every",
-                 "eval_every", "eval_samples"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if not 0 <= args.ema < 1:
-        parser.error("--ema must be in [0, 1)")
+    common.check_run_arguments(parser, args, positive=("z_dim", "iters", "batch_size"))
+    if args.minutes < 0:
+        parser.error("--minutes must be >= 0")
     if (args.generate is None) != (args.checkpoint is None):
         parser.error("--generate N and --checkpoint CKPT go together")
-    if args.generate is not None and (args.generate < 1 or not args.out):
-        parser.error("--generate needs N >= 1 and --out FILE.npz")
     return args
 
 
@@ -237,20 +219,18 @@ def train(args):
     history = {"iteration": [], "loss_d": [], "loss_g": [], "d_real": [], "d_fake": []}
     start = 0
     if state:
-        for net, key in ((generator, "generator"), (discriminator, "discriminator"),
-                         (ema_generator, "ema_generator")):
-            common.load_weights(net, state[key], args.resume)
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        fixed_z, history, start = state["fixed_z"].to(device), state["history"], state["iteration"]
-        torch.set_rng_state(state["rng"])
+        fixed_z, history, start = common.restore_training(
+            state, args.resume, {"generator": generator, "discriminator": discriminator,
+                                 "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_d": opt_d})
+        fixed_z = fixed_z.to(device)
     if start >= args.iters:
         raise common.UserError(f"the checkpoint is at iteration {start}; ask for more with --iters")
 
     out = common.make_run_dir("gan", args.out)
     gif_frames = common.load_gif_frames(out / "progress.gif") if state else []
     print(f"gan: {config} on {device}, {len(train_images)} training images, writing to {out}")
-    running = common.RunningMeans(history, common.Progress(args.iters, start))
+    running = common.RunningMeans(history, common.Progress(args.iters, start,
+                                                           time_limit=args.minutes * 60))
     started = time.perf_counter()
 
     def save(iteration):
@@ -268,24 +248,30 @@ def train(args):
             generator, discriminator, opt_g, opt_d, real, z, config["loss"])
         common.ema_update(ema_generator, generator, args.ema)
 
+        out_of_time = args.minutes and time.perf_counter() - started >= args.minutes * 60
+        last = out_of_time or iteration == args.iters
         # D(x) and D(G(z)): the discriminator's mean belief that real and fake images are real
-        running.add(iteration, loss_d=loss_d, loss_g=loss_g, d_real=torch.sigmoid(real_logits)
-                    .mean(), d_fake=torch.sigmoid(fake_logits).mean())
-        if iteration % args.sample_every == 0 or iteration == args.iters:
+        running.add(iteration, flush=last, loss_d=loss_d, loss_g=loss_g,
+                    d_real=torch.sigmoid(real_logits).mean(),
+                    d_fake=torch.sigmoid(fake_logits).mean())
+        if iteration % args.sample_every == 0 or last:
             with torch.no_grad():
                 samples = ema_generator(fixed_z)
             common.save_snapshot(out, iteration, samples, gif_frames, history,
                                  panels=[["loss_d", "loss_g"], ["d_real", "d_fake"]])
-        if measure and (iteration % args.eval_every == 0 or iteration == args.iters):
+        if measure and (iteration % args.eval_every == 0 or last):
             quality = common.sample_quality(draw_samples(ema_generator, args.eval_samples,
                                                          config["z_dim"], device),
                                             classifier=classifier, data_dir=args.data_dir)
             common.record_quality(history, iteration, quality, out)
-        if iteration % args.checkpoint_every == 0 or iteration == args.iters:
+        if iteration % args.checkpoint_every == 0 or last:
             save(iteration)
+        if out_of_time:
+            print(f"stopped at iteration {iteration} after --minutes {args.minutes}")
+            break
 
     seconds = time.perf_counter() - started
-    metrics = {"iterations": args.iters, "train_seconds_this_session": round(seconds, 1),
+    metrics = {"iterations": iteration, "train_seconds_this_session": round(seconds, 1),
                "final_loss_d": history["loss_d"][-1], "final_loss_g": history["loss_g"][-1],
                "final_d_real": history["d_real"][-1], "final_d_fake": history["d_fake"][-1]}
     if measure:

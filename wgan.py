@@ -51,7 +51,6 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--dataset", choices=list(common.DATASETS), default="mnist")
-    parser.add_argument("--data-dir", help="data folder (default: $DATA_DIR, else ./data)")
     parser.add_argument("--z-dim", type=int, default=100, help="latent size, 50-200")
     parser.add_argument("--iters", type=int, default=100000, help="most generator iterations")
     parser.add_argument("--minutes", type=float, default=10.0,
@@ -61,30 +60,16 @@ def parse_args(argv=None):
     parser.add_argument("--clip", type=float, default=0.01, help="critic weights in [-c, c]")
     parser.add_argument("--gradient-penalty", type=float, metavar="LAMBDA",
                         help="WGAN-GP with this weight instead of clipping (the paper: 10)")
-    parser.add_argument("--lr", type=float, help="default 5e-5 (RMSprop), 1e-4 with --gradient-penalty (Adam)")
-    parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of G (0: off)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
-    parser.add_argument("--out", help="run folder (default runs/wgan/<time>); with --generate, "
-                                      "the .npz file to write")
-    parser.add_argument("--sample-every", type=int, default=200, help="grid + GIF frame")
-    parser.add_argument("--eval-every", type=int, default=1000, help="quality numbers (MNIST)")
-    parser.add_argument("--eval-samples", type=int, default=10000, help="samples per evaluation")
-    parser.add_argument("--parzen", action="store_true", help="Parzen log-likelihood at the end")
-    parser.add_argument("--classifier", help="MNIST classifier for the quality numbers")
-    parser.add_argument("--checkpoint-every", type=int, default=1000)
-    parser.add_argument("--resume", metavar="CKPT", help="continue the run of this checkpoint")
-    parser.add_argument("--checkpoint", metavar="CKPT", help="generate from this checkpoint")
-    parser.add_argument("--generate", type=int, metavar="N", help="write N samples, no training")
+    parser.add_argument("--lr", type=float,
+                        help="default 5e-5 (RMSprop), or 1e-4 with --gradient-penalty (Adam)")
+    common.add_run_arguments(parser, "wgan", sample_every=200, eval_every=1000,
+                             checkpoint_every=1000)
     args = parser.parse_args(argv)
     if not 50 <= args.z_dim <= 200:
         parser.error(f"--z-dim {args.z_dim}: the course's networks take 50-200")
-    for name in ("iters", "batch_size", "n_critic", "sample_every", "eval_every", "eval_samples",
-                 "checkpoint_every"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.clip <= 0 or args.minutes < 0 or not 0 <= args.ema < 1:
-        parser.error("need --clip > 0, --minutes >= 0 and --ema in [0, 1)")
+    common.check_run_arguments(parser, args, positive=("iters", "batch_size", "n_critic"))
+    if args.clip <= 0 or args.minutes < 0:
+        parser.error("need --clip > 0 and --minutes >= 0")
     if args.gradient_penalty is not None and args.gradient_penalty <= 0:
         parser.error("--gradient-penalty must be positive")
     if args.gradient_penalty is None and not 0.001 <= args.clip <= 0.1:
@@ -92,8 +77,6 @@ def parse_args(argv=None):
                       "learn (too small) or trains very slowly (too large)", stacklevel=2)
     if (args.generate is None) != (args.checkpoint is None):
         parser.error("--generate N and --checkpoint CKPT go together")
-    if args.generate is not None and (args.generate < 1 or not args.out):
-        parser.error("--generate needs N >= 1 and --out FILE.npz")
     return args
 
 
@@ -232,14 +215,10 @@ def train(args):
     history = {"iteration": [], "wasserstein": [], "loss_g": [], "minutes": []}
     start, minutes_before = 0, 0.0
     if state:
-        for net, key in ((generator, "generator"), (critic, "critic"),
-                         (ema_generator, "ema_generator")):
-            common.load_weights(net, state[key], args.resume)
-        opt_g.load_state_dict(state["opt_g"])
-        opt_f.load_state_dict(state["opt_f"])
-        fixed_z, history, start = state["fixed_z"].to(device), state["history"], state["iteration"]
-        minutes_before = state["minutes"]
-        torch.set_rng_state(state["rng"])
+        fixed_z, history, start = common.restore_training(
+            state, args.resume, {"generator": generator, "critic": critic,
+                                 "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_f": opt_f})
+        fixed_z, minutes_before = fixed_z.to(device), state["minutes"]
     if start >= args.iters:
         raise common.UserError(f"the checkpoint is at iteration {start}; ask for more with --iters")
 

@@ -42,7 +42,8 @@ def main():
             started = time.perf_counter()
             score = common.parzen_score(samples, args.data_dir)
             parzen_seconds = time.perf_counter() - started
-            parzen = (f"{score['parzen_log_likelihood']:.1f} +- {score['parzen_standard_error']:.1f}"
+            parzen = (f"{score['parzen_log_likelihood']:.1f} "
+                      f"+- {score['parzen_standard_error']:.1f}"
                       f" (sigma {score['parzen_sigma']:.3f})")
         print(f"| {name} | {quality['fid']:.2f} | {quality['conditional_accuracy']:.2%} | "
               f"{quality['class_entropy']:.3f} | {parzen} |", flush=True)

@@ -85,7 +85,8 @@ def test_minimax_gradient_vanishes_when_discriminator_wins():
 
 
 @settings(max_examples=20, deadline=None)
-@given(st.integers(1, 33), st.sampled_from(["mlp", "dcgan"]), st.sampled_from(list(common.DATASETS)))
+@given(st.integers(1, 33), st.sampled_from(["mlp", "dcgan"]),
+       st.sampled_from(list(common.DATASETS)))
 def test_network_shapes(batch, arch, dataset):
     shape = common.DATASETS[dataset]["shape"]
     generator, discriminator = gan.build_networks({"arch": arch, "z_dim": 7, "image_shape": shape})
@@ -139,6 +140,14 @@ def test_same_seed_same_run(tiny_data, tiny_classifier, tmp_path):
     second = common.load_checkpoint(tmp_path / "b" / "checkpoint.pt", "gan")
     for key in first["generator"]:
         assert torch.equal(first["generator"][key], second["generator"][key])
+
+
+def test_time_limit_stops_training(tiny_data, tiny_classifier, tmp_path):
+    run_gan("--data-dir", tiny_data, "--iters", 1000, "--batch-size", 4, "--minutes", 0.00001,
+            "--out", tmp_path / "t", "--classifier", tiny_classifier, "--eval-samples", 10)
+    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert metrics["iterations"] == 1 and metrics["n"] == 10     # stopped, and still measured
+    assert common.load_checkpoint(tmp_path / "t" / "checkpoint.pt", "gan")["iteration"] == 1
 
 
 @pytest.mark.parametrize("dataset", ["fashion", "cifar10"])

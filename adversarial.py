@@ -32,7 +32,6 @@ noise: the classifier learned features that separate the digits, not what a digi
     python adversarial.py                       # train (or reuse) the CNN, attack 4 -> 9
     python adversarial.py --source 3 --target 8 --eps 0.2
 """
-import argparse
 import time
 from pathlib import Path
 
@@ -49,8 +48,7 @@ MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = common.argument_parser(__doc__, __file__)
     parser.add_argument("--source", type=int, default=4, help="digit to attack")
     parser.add_argument("--target", type=int, default=9, help="digit the classifier should read")
     parser.add_argument("--eps", type=float, default=0.2, help="L-infinity radius, pixels in [0,1]")

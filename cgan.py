@@ -32,7 +32,6 @@ label (which digit) and z (the style: slant, thickness, width; one row = one z).
     python cgan.py --checkpoint runs/cgan/X/checkpoint.pt --digit 3 --out threes.png
     python cgan.py --dataset fashion --arch conv
 """
-import argparse
 import copy
 import time
 from pathlib import Path
@@ -47,8 +46,7 @@ CLASSES = 10
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = common.argument_parser(__doc__, __file__)
     parser.add_argument("--arch", choices=["mlp", "conv"], default="mlp")
     parser.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist")
     parser.add_argument("--z-dim", type=int, default=100, help="latent size")

@@ -20,6 +20,7 @@ The data folder is --data-dir, else $DATA_DIR, else ./data. Missing files are do
 original hosts and checked against their published MD5 sums; with no network the error says which
 files to put where.
 """
+import argparse
 import contextlib
 import functools
 import gzip
@@ -269,6 +270,16 @@ def sample_batch(images, batch_size, labels=None):
 
 # ---------------------------------------------------------------------------------------------
 # Command line: the flags every generative script shares
+
+def argument_parser(docstring, script_file):
+    """argparse with the docstring's first line as description, the defaults shown by --help,
+    and errors on one line ('gan.py: error: ...', exit status 2), like every other bad input."""
+    parser = argparse.ArgumentParser(prog=Path(script_file).name,
+                                     description=docstring.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.error = lambda message: parser.exit(2, f"{parser.prog}: error: {message}\n")
+    return parser
+
 
 def add_run_arguments(parser, script, sample_every, eval_every, checkpoint_every):
     """Data, device, seed, outputs, evaluation, checkpoints and the shared --generate mode."""

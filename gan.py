@@ -37,7 +37,6 @@ adversarial game and removes much of the speckle noise of the raw generator (--e
     python gan.py --loss logistic                       # 20,000 iterations on MNIST
     python gan.py --checkpoint runs/gan/X/checkpoint.pt --generate 1000 --out samples.npz
 """
-import argparse
 import copy
 import time
 from pathlib import Path
@@ -50,8 +49,7 @@ import common
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = common.argument_parser(__doc__, __file__)
     parser.add_argument("--loss", choices=["minimax", "logistic"], default="logistic",
                         help="generator loss: log(1 - D(G(z))) or -log D(G(z))")
     parser.add_argument("--arch", choices=["mlp", "dcgan"], default="mlp")

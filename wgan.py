@@ -35,7 +35,6 @@ Networks, DCGAN-shaped and sized for a CPU (one generator step costs 5 critic st
     python wgan.py --gradient-penalty 10             # WGAN-GP
     python wgan.py --clip 0.1 --minutes 5            # see what a looser clip does
 """
-import argparse
 import copy
 import time
 import warnings
@@ -48,8 +47,7 @@ import common
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = common.argument_parser(__doc__, __file__)
     parser.add_argument("--dataset", choices=list(common.DATASETS), default="mnist")
     parser.add_argument("--z-dim", type=int, default=100, help="latent size, 50-200")
     parser.add_argument("--iters", type=int, default=100000, help="most generator iterations")

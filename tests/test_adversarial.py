@@ -65,8 +65,8 @@ def test_bad_flags_are_clear_errors(flags, capsys):
     with pytest.raises(SystemExit) as exit_info:
         adversarial.main(flags)
     assert exit_info.value.code == 2
-    error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith("usage:") or "error:" in error
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("adversarial.py: error: "), error
 
 
 def test_classifier_shapes():

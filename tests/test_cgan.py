@@ -95,7 +95,8 @@ def test_bad_flags(flags, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cgan.main(flags)
     assert exit_info.value.code == 2
-    assert "error" in capsys.readouterr().err
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("cgan.py: error: "), error
 
 
 def test_checkpoint_of_another_model(tmp_path, capsys):

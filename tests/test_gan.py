@@ -173,3 +173,5 @@ def test_user_errors_are_one_line(tiny_data, tiny_classifier, tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_info:
             run_gan(*bad)
         assert exit_info.value.code == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and error[0].startswith("gan.py: error: "), error

@@ -194,6 +194,14 @@ def make_optimizers(generator, discriminator, lr, beta1):
             torch.optim.Adam(discriminator.parameters(), lr, (beta1, 0.999), fused=True))
 
 
+@torch.no_grad()
+def draw_samples(generator, count, z_dim, device, chunk=1000):
+    """count samples of G(z), z ~ N(0, I), in chunks (eval mode: batch norm uses its averages)."""
+    generator.eval()
+    return torch.cat([generator(torch.randn(min(chunk, count - start), z_dim, device=device))
+                      for start in range(0, count, chunk)])
+
+
 def train(args):
     device = common.pick_device(args.device)
     config = {"arch": args.arch, "dataset": args.dataset, "z_dim": args.z_dim, "loss": args.loss,
@@ -213,7 +221,7 @@ def train(args):
     generator, discriminator = (net.to(device) for net in build_networks(config))
     ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
     opt_g, opt_d = make_optimizers(generator, discriminator, args.lr, args.beta1)
-    fixed_z = torch.randn(64, config["z_dim"], device=device)  # the same 64 faces of the GIF
+    fixed_z = torch.randn(64, config["z_dim"], device=device)  # the same 64 z in every GIF frame
     history = {"iteration": [], "loss_d": [], "loss_g": [], "d_real": [], "d_fake": []}
     start = 0
     if state:
@@ -285,14 +293,6 @@ def train(args):
     common.write_json(metrics, out / "metrics.json")
     print(f"done in {common.format_seconds(seconds)}: {out / 'checkpoint.pt'}")
     return out
-
-
-@torch.no_grad()
-def draw_samples(generator, count, z_dim, device, chunk=1000):
-    """count samples of G(z), z ~ N(0, I), in chunks (eval mode: batch norm uses its averages)."""
-    generator.eval()
-    return torch.cat([generator(torch.randn(min(chunk, count - start), z_dim, device=device))
-                      for start in range(0, count, chunk)])
 
 
 def generate(args):

@@ -144,8 +144,8 @@ class ProjectionDiscriminator(nn.Module):
         self.phi = nn.Sequential(
             nn.Conv2d(image_shape[0], 64, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
             # (B, 64, 14, 14)
-            nn.Conv2d(64, 128, 4, stride=2, padding=1), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
-            # (B, 128, 7, 7)
+            nn.Conv2d(64, 128, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            # (B, 128, 7, 7): no batch norm in D (see gan.py's docstring)
             nn.Flatten(), nn.Linear(128 * side * side, features), nn.LeakyReLU(0.2))
             # (B, features)
         self.realism = nn.Linear(features, 1)

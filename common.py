@@ -170,7 +170,8 @@ def read_idx(path, expected_magic):
     if len(raw) - header != int(np.prod(shape)):
         raise UserError(f"{path}: holds {len(raw) - header} data bytes, its header promises "
                         f"{int(np.prod(shape))} for shape {shape} (truncated or corrupt)")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    # a writable copy: torch.from_numpy warns on read-only buffers
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
 def _load_idx_dataset(dataset, folder, train):

@@ -218,22 +218,14 @@ def attack_report(classifier, originals, adversarial, target, iterations=None):
 # ---------------------------------------------------------------------------------------------
 # Figures
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def save_attack_figure(classifier, originals, adversarial, path, rows=6):
     """Each row: original | perturbation (amplified) | adversarial, with prediction and prob."""
-    plt = _plt()
     with torch.no_grad():
         probabilities = {"original": F.softmax(classifier(originals[:rows]), 1),
                          "adversarial": F.softmax(classifier(adversarial[:rows]), 1)}
     delta = (adversarial[:rows] - originals[:rows]).cpu()
     scale = delta.abs().max().item() or 1.0
-    figure, axes = plt.subplots(rows, 3, figsize=(6, 2.1 * rows))
+    figure, axes = common.pyplot().subplots(rows, 3, figsize=(6, 2.1 * rows))
     for row in range(min(rows, len(originals))):
         panels = [(originals[row], "original", probabilities["original"][row]),
                   (delta[row] / (2 * scale) + 0.5, f"perturbation x{0.5 / scale:.1f}", None),
@@ -246,18 +238,15 @@ def save_attack_figure(classifier, originals, adversarial, path, rows=6):
                 title += f"\n(max |delta| {scale:.2f})"
             axis.set_title(title, fontsize=8)
             axis.axis("off")
-    figure.tight_layout()
-    with common.atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=90, format="png")
-    plt.close(figure)
+    common.save_figure(figure, path, dpi=90)
 
 
 def save_noise_figure(classifier, before, after, path, columns=8):
-    plt = _plt()
     columns = min(columns, len(before))
     with torch.no_grad():
         probabilities = [F.softmax(classifier(images[:columns]), 1) for images in (before, after)]
-    figure, axes = plt.subplots(2, columns, figsize=(1.5 * columns, 3.6), squeeze=False)
+    figure, axes = common.pyplot().subplots(2, columns, figsize=(1.5 * columns, 3.6),
+                                            squeeze=False)
     for row, (images, probs, name) in enumerate(zip((before, after), probabilities,
                                                     ("noise", "after"))):
         for col in range(columns):
@@ -266,25 +255,18 @@ def save_noise_figure(classifier, before, after, path, columns=8):
             axes[row, col].set_title(f"{name}: {probs[col].argmax().item()} "
                                      f"({probs[col].max().item():.2f})", fontsize=7)
             axes[row, col].axis("off")
-    figure.tight_layout()
-    with common.atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=90, format="png")
-    plt.close(figure)
+    common.save_figure(figure, path, dpi=90)
 
 
 def save_sweep_figure(sweep, path, source, target):
-    plt = _plt()
-    figure, axis = plt.subplots(figsize=(5, 3.5))
+    figure, axis = common.pyplot().subplots(figsize=(5, 3.5))
     for method in ("pgd", "fgsm"):
         axis.plot(sweep["eps"], sweep[method], marker="o", label=method.upper())
     axis.set_xlabel("eps (L-infinity radius, pixels in [0, 1])")
     axis.set_ylabel(f"success rate {source} -> {target}")
     axis.grid(alpha=0.3)
     axis.legend()
-    figure.tight_layout()
-    with common.atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=100, format="png")
-    plt.close(figure)
+    common.save_figure(figure, path)
 
 
 # ---------------------------------------------------------------------------------------------

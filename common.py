@@ -4,10 +4,11 @@ Every script (gan.py, cgan.py, wgan.py, diffusion.py, adversarial.py) keeps its 
 takes its plumbing from here, one small function per job:
 
     data         load_dataset, to_training_tensor, sample_batch
+    command line argument_parser, add_run_arguments, check_run_arguments, restore_training
     run          pick_device, seed_everything, ema_update, Progress, RunningMeans, UserError,
                  exit_on_user_error
-    outputs      make_run_dir, image_grid, save_grid, save_labeled_grid, save_gif,
-                 load_gif_frames, save_curves, save_snapshot, record_quality, write_json,
+    outputs      make_run_dir, image_grid, pyplot, save_figure, save_grid, save_labeled_grid,
+                 save_gif, load_gif_frames, save_curves, save_snapshot, record_quality, write_json,
                  save_samples
     quality      sample_quality (FID, conditional accuracy, class entropy), parzen_score
     checkpoints  save_checkpoint, load_checkpoint
@@ -459,6 +460,22 @@ def image_grid(images, ncol=None):
     return grid
 
 
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(figure, path, dpi=100):
+    """Lay out, write atomically as PNG, and close a matplotlib figure."""
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=dpi, format="png")
+    pyplot().close(figure)
+
+
 def save_grid(images, path, ncol=None):
     from PIL import Image
     with atomic_path(path) as temporary:
@@ -486,29 +503,21 @@ def load_gif_frames(path):
 
 def save_curves(history, path, panels, x_key="iteration"):
     """One subplot per panel, each a list of history keys plotted against history[x_key]."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
+    figure, axes = pyplot().subplots(1, len(panels), figsize=(5 * len(panels), 3.5),
+                                     squeeze=False)
     for axis, keys in zip(axes[0], panels):
         for key in keys:
             axis.plot(history[x_key], history[key], label=key, linewidth=1)
         axis.set_xlabel(x_key)
         axis.legend()
         axis.grid(alpha=0.3)
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=100, format="png")
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def save_labeled_grid(images, column_titles, path, title=None):
     """A grid whose columns are named (class names under a class-per-column grid)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     grid = image_grid(images, ncol=len(column_titles))
-    figure, axis = plt.subplots(figsize=(grid.shape[1] / 40 + 0.5, grid.shape[0] / 40 + 0.8))
+    figure, axis = pyplot().subplots(figsize=(grid.shape[1] / 40 + 0.5, grid.shape[0] / 40 + 0.8))
     axis.imshow(grid)
     cell = (grid.shape[1] - 2) / len(column_titles)
     axis.set_xticks([2 + cell * (i + 0.5) for i in range(len(column_titles))], column_titles,
@@ -516,10 +525,7 @@ def save_labeled_grid(images, column_titles, path, title=None):
     axis.set_yticks([])
     if title:
         axis.set_title(title, fontsize=9)
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=100, format="png")
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def save_snapshot(out, iteration, samples, gif_frames, history, panels, ncol=8):

@@ -176,15 +176,20 @@ def fgsm(classifier, images, target, eps):
     return (images - eps * input_gradient(classifier, images, target).sign()).clamp(0, 1)
 
 
-def targeted_pgd(classifier, images, target, eps, step, steps):
+def targeted_pgd(classifier, images, target, eps, step, steps, confidence=None):
     """Iterated sign steps toward the target, projected into the eps ball and [0, 1]; each image
-    stops as soon as it is read as the target. eps=None means no ball (the noise experiment).
-    Returns the adversarial images and the number of steps each one took."""
+    stops as soon as it is read as the target (or, with `confidence`, once p(target) reaches it).
+    eps=None means no ball (the noise experiment). Returns the adversarial images and the number
+    of steps each one took."""
     adversarial = images.clone()
     iterations = torch.zeros(len(images), dtype=torch.long, device=images.device)
     for _ in range(steps):
         with torch.no_grad():
-            active = classifier(adversarial).argmax(1) != target   # images not yet fooled
+            logits = classifier(adversarial)
+        if confidence is None:
+            active = logits.argmax(1) != target                    # images not yet fooled
+        else:
+            active = F.softmax(logits, 1).gather(1, target[:, None])[:, 0] < confidence
         if not active.any():
             break
         gradient = input_gradient(classifier, adversarial[active], target[active])
@@ -317,16 +322,8 @@ def main(argv=None):
     noise = torch.rand(shape, device=device) if args.noise == "uniform" else \
         (0.5 + 0.25 * torch.randn(shape, device=device)).clamp(0, 1)
     noise_target = torch.full((args.noise_images,), args.target, device=device)
-    converted, noise_iterations = noise.clone(), torch.zeros(args.noise_images, dtype=torch.long,
-                                                             device=device)
-    for _ in range(args.steps):
-        with torch.no_grad():
-            active = F.softmax(classifier(converted), 1)[:, args.target] < args.confidence
-        if not active.any():
-            break
-        converted[active] = (converted[active] - args.step * input_gradient(
-            classifier, converted[active], noise_target[active]).sign()).clamp(0, 1)
-        noise_iterations[active] += 1
+    converted, noise_iterations = targeted_pgd(classifier, noise, noise_target, None, args.step,
+                                               args.steps, confidence=args.confidence)
     noise_report = attack_report(classifier, noise, converted, noise_target, noise_iterations)
     noise_report["converted_share"] = (F.softmax(classifier(converted), 1)[:, args.target]
                                        >= args.confidence).float().mean().item()

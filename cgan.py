@@ -207,15 +207,8 @@ def train(args):
     device = common.pick_device(args.device)
     config = {"arch": args.arch, "dataset": args.dataset, "z_dim": args.z_dim,
               "image_shape": list(common.DATASETS[args.dataset]["shape"])}
-    state = None
-    if args.resume:
-        state = common.load_checkpoint(args.resume, "cgan")
-        config = state["config"]
-        args.out = args.out or str(Path(args.resume).parent)
-    measure = config["dataset"] == "mnist"
-    if measure:   # before seeding: building (or training) the classifier draws random numbers
-        classifier = common.quality_classifier(args.classifier, args.data_dir, device)
-    common.seed_everything(args.seed)
+    config, state, classifier = common.start_run(args, "cgan", config, device)
+    measure = classifier is not None   # the quality numbers are for MNIST only
 
     images, labels = common.load_dataset(config["dataset"], train=True, data_dir=args.data_dir)
     train_images = common.to_training_tensor(images, device)   # (N, C, H, W) in [-1, 1]

@@ -261,7 +261,7 @@ def to_training_tensor(images, device):
     Batches are then drawn by random index (sample_batch): no per-sample Python work, which is
     what makes CPU training fast compared with a DataLoader that transforms one image at a time.
     """
-    return torch.from_numpy(np.array(images)).to(device).float().div_(127.5).sub_(1.0)
+    return torch.from_numpy(images).to(device).float().div_(127.5).sub_(1.0)
 
 
 def sample_batch(images, batch_size, labels=None):
@@ -314,6 +314,23 @@ def check_run_arguments(parser, args, positive=()):
         parser.error("--ema must be in [0, 1)")
     if args.generate is not None and (args.generate < 1 or not args.out):
         parser.error("--generate needs N >= 1 and --out FILE.npz")
+
+
+def start_run(args, model, config, device):
+    """The start every training script shares: with --resume, the checkpoint's own config wins
+    over the flags and the run continues in its folder; the MNIST classifier is loaded (or
+    trained) *before* seeding, because building it draws random numbers; then the seed.
+    Returns (config, checkpoint state or None, classifier or None for non-MNIST data)."""
+    state = None
+    if args.resume:
+        state = load_checkpoint(args.resume, model)
+        config = state["config"]
+        args.out = args.out or str(Path(args.resume).parent)
+    classifier = None
+    if config["dataset"] == "mnist":
+        classifier = quality_classifier(args.classifier, args.data_dir, device)
+    seed_everything(args.seed)
+    return config, state, classifier
 
 
 def restore_training(state, path, networks, optimizers):

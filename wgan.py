@@ -192,15 +192,8 @@ def train(args):
     config = {"dataset": args.dataset, "z_dim": args.z_dim, "n_critic": args.n_critic,
               "clip": args.clip, "gradient_penalty": args.gradient_penalty, "lr": args.lr,
               "image_shape": list(common.DATASETS[args.dataset]["shape"])}
-    state = None
-    if args.resume:
-        state = common.load_checkpoint(args.resume, "wgan")
-        config = state["config"]
-        args.out = args.out or str(Path(args.resume).parent)
-    measure = config["dataset"] == "mnist"
-    if measure:   # before seeding: building (or training) the classifier draws random numbers
-        classifier = common.quality_classifier(args.classifier, args.data_dir, device)
-    common.seed_everything(args.seed)
+    config, state, classifier = common.start_run(args, "wgan", config, device)
+    measure = classifier is not None   # the quality numbers are for MNIST only
 
     images, _ = common.load_dataset(config["dataset"], train=True, data_dir=args.data_dir)
     train_images = common.to_training_tensor(images, device)

@@ -105,3 +105,21 @@ def test_script_on_tiny_data(tiny_data, tmp_path):
     assert metrics["pgd"]["images"] == 7                        # the 1s among 64 cycling labels
     assert metrics["pgd"]["linf_max"] <= metrics["eps"] + 1e-6
     assert len(metrics["sweep"]["pgd"]) == 7
+
+
+def test_confidence_stop_without_a_ball():
+    """The noise experiment: no eps ball, each image stops once p(target) >= confidence."""
+    model = linear_model(1)
+    noise = torch.rand(6, 1, 28, 28)
+    target = torch.full((6,), 9)
+    converted, iterations = adversarial.targeted_pgd(model, noise, target, None, 0.05, 40,
+                                                     confidence=0.9)
+    probability = torch.softmax(model(converted), 1)[:, 9]
+    assert ((probability >= 0.9) | (iterations == 40)).all()
+    assert converted.min() >= 0 and converted.max() <= 1
+    # one step fewer and the image had not yet reached the confidence
+    for image, steps in zip(noise, iterations.tolist()):
+        if steps:
+            before, _ = adversarial.targeted_pgd(model, image[None], target[:1], None, 0.05,
+                                                 steps - 1, confidence=0.9)
+            assert torch.softmax(model(before), 1)[0, 9] < 0.9

@@ -199,10 +199,6 @@ def draw_samples(generator, labels, z_dim, chunk=1000):
                       for part in labels.split(chunk)])
 
 
-def evenly_spread_labels(count, device):
-    return torch.arange(count, device=device) % CLASSES              # 0 1 ... 9 0 1 ...
-
-
 def train(args):
     device = common.pick_device(args.device)
     config = {"arch": args.arch, "dataset": args.dataset, "z_dim": args.z_dim,
@@ -262,7 +258,7 @@ def train(args):
             common.save_snapshot(out, iteration, samples, gif_frames, history, ncol=CLASSES,
                                  panels=[["loss_d", "loss_g"], ["d_real", "d_fake"]])
         if measure and (iteration % args.eval_every == 0 or iteration == args.iters):
-            wanted = evenly_spread_labels(args.eval_samples, device)
+            wanted = common.class_labels(args.eval_samples, None, device)
             quality = common.sample_quality(draw_samples(ema_generator, wanted, config["z_dim"]),
                                             wanted, classifier=classifier, data_dir=args.data_dir)
             common.record_quality(history, iteration, quality, out)
@@ -277,7 +273,7 @@ def train(args):
     if measure:
         metrics.update(quality)
         if args.parzen:
-            samples = draw_samples(ema_generator, evenly_spread_labels(10000, device),
+            samples = draw_samples(ema_generator, common.class_labels(10000, None, device),
                                    config["z_dim"])
             metrics.update(common.parzen_score(samples, args.data_dir))
     else:
@@ -304,19 +300,10 @@ def generate(args):
     generator, _ = build_networks(state["config"])
     common.load_weights(generator, state["ema_generator"], args.checkpoint)
     generator.to(device)
-    count = args.generate or 100
-    labels = evenly_spread_labels(count, device) if wanted_class is None else \
-        torch.full((count,), wanted_class, device=device)
+    labels = common.class_labels(args.generate or 100, wanted_class, device)
     images = draw_samples(generator, labels, state["config"]["z_dim"])
-    if args.generate:
-        common.save_samples(images, args.out, labels, ncol=CLASSES)
-        print(f"wrote {count} samples with labels to {args.out}")
-        return
-    out = Path(args.out or Path(args.checkpoint).parent / f"class_{wanted_class}.png")
-    if out.suffix != ".png":
-        raise common.UserError(f"--out {out}: a class grid is written as a .png file")
-    common.save_grid(images, out, ncol=CLASSES)
-    print(f"wrote 100 samples of class {wanted_class} ({names[wanted_class]}) to {out}")
+    common.save_class_samples(images, labels, args, wanted_class,
+                              None if wanted_class is None else names[wanted_class])
 
 
 @common.exit_on_user_error

@@ -9,7 +9,7 @@ takes its plumbing from here, one small function per job:
                  exit_on_user_error
     outputs      make_run_dir, image_grid, pyplot, save_figure, save_grid, save_labeled_grid,
                  save_gif, load_gif_frames, save_curves, save_snapshot, record_quality, write_json,
-                 save_samples
+                 save_samples, class_labels, save_class_samples
     quality      sample_quality (FID, conditional accuracy, class entropy), parzen_score
     checkpoints  save_checkpoint, load_checkpoint
 
@@ -531,15 +531,19 @@ def save_curves(history, path, panels, x_key="iteration"):
     save_figure(figure, path)
 
 
-def save_labeled_grid(images, column_titles, path, title=None):
-    """A grid whose columns are named (class names under a class-per-column grid)."""
+def save_labeled_grid(images, column_titles, path, title=None, row_titles=None):
+    """A grid whose columns are named (class names under a class-per-column grid), and its rows
+    too if row_titles are given."""
     grid = image_grid(images, ncol=len(column_titles))
-    figure, axis = pyplot().subplots(figsize=(grid.shape[1] / 40 + 0.5, grid.shape[0] / 40 + 0.8))
+    figure, axis = pyplot().subplots(figsize=(grid.shape[1] / 40 + (1.2 if row_titles else 0.5),
+                                              grid.shape[0] / 40 + 0.8))
     axis.imshow(grid)
     cell = (grid.shape[1] - 2) / len(column_titles)
     axis.set_xticks([2 + cell * (i + 0.5) for i in range(len(column_titles))], column_titles,
                     rotation=45 if max(map(len, column_titles)) > 2 else 0, fontsize=7)
-    axis.set_yticks([])
+    row_cell = (grid.shape[0] - 2) / len(row_titles or [None])
+    axis.set_yticks([2 + row_cell * (i + 0.5) for i in range(len(row_titles or []))],
+                    row_titles or [], fontsize=7)
     if title:
         axis.set_title(title, fontsize=9)
     save_figure(figure, path)
@@ -586,6 +590,28 @@ def save_samples(images, path, labels=None, ncol=None):
     with atomic_path(path) as temporary:
         np.savez(temporary, **arrays)
     save_grid(images[:100], path.with_suffix(".png"), ncol=ncol)
+
+
+def class_labels(count, wanted_class, device, classes=10):
+    """count labels spread evenly over the classes (0 1 ... 9 0 1 ...), or all wanted_class."""
+    if wanted_class is None:
+        return torch.arange(count, device=device) % classes
+    return torch.full((count,), wanted_class, device=device)
+
+
+def save_class_samples(images, labels, args, wanted_class, class_name):
+    """The shared output of a conditional model's generate mode: with --generate, FILE.npz with
+    labels (and a grid beside it); else a 10-column grid of one class, to --out FILE.png or to
+    class_<k>.png beside the checkpoint."""
+    if args.generate:
+        save_samples(images, args.out, labels, ncol=10)
+        print(f"wrote {len(images)} samples with labels to {args.out}")
+        return
+    out = Path(args.out or Path(args.checkpoint).parent / f"class_{wanted_class}.png")
+    if out.suffix != ".png":
+        raise UserError(f"--out {out}: a class grid is written as a .png file")
+    save_grid(images, out, ncol=10)
+    print(f"wrote {len(images)} samples of class {wanted_class} ({class_name}) to {out}")
 
 
 # ---------------------------------------------------------------------------------------------

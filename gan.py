@@ -37,6 +37,9 @@ all-fake one, its loss fell to 0, and G got no useful signal (measured: class en
 Samples are drawn from an exponential moving average (EMA) of G's weights,
 theta_ema <- decay * theta_ema + (1 - decay) * theta, which averages away the oscillation of the
 adversarial game and removes much of the speckle noise of the raw generator (--ema 0 turns it off).
+For long runs, --lr-decay linear lowers both learning rates to 0 at --iters: with a constant rate
+the game never settles, and after 30,000 iterations the mix of digits drifts (measured: FID rose
+from 55.7 at 30,000 to 89.1 at 100,000 as 2s became rarer); a shrinking step lets it settle.
 
     python gan.py --loss logistic                       # 20,000 iterations on MNIST
     python gan.py --checkpoint runs/gan/X/checkpoint.pt --generate 1000 --out samples.npz
@@ -61,11 +64,13 @@ def parse_args(argv=None):
     parser.add_argument("--z-dim", type=int, default=100, help="latent size")
     parser.add_argument("--iters", type=int, default=20000, help="total training iterations")
     parser.add_argument("--minutes", type=float, default=0,
-                        help="stop after this much training time (0: no limit), to compare "
-                             "models at the same wall-clock budget")
+                        help="stop after this much training time (0: no limit; sampling and "
+                             "evaluation not counted), to compare models at the same budget")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate, both nets")
     parser.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (0.5 as in DCGAN)")
+    parser.add_argument("--lr-decay", choices=["none", "linear"], default="none",
+                        help="linear: the learning rate falls to 0 at --iters (for long runs)")
     common.add_run_arguments(parser, "gan", sample_every=1000, eval_every=5000,
                              checkpoint_every=5000)
     args = parser.parse_args(argv)
@@ -234,7 +239,7 @@ def train(args):
     print(f"gan: {config} on {device}, {len(train_images)} training images, writing to {out}")
     running = common.RunningMeans(history, common.Progress(args.iters, start,
                                                            time_limit=args.minutes * 60))
-    started = time.perf_counter()
+    started, train_seconds = time.perf_counter(), 0.0
 
     def save(iteration):
         common.save_checkpoint({
@@ -245,13 +250,18 @@ def train(args):
             "rng": torch.get_rng_state()}, out / "checkpoint.pt")
 
     for iteration in range(start + 1, args.iters + 1):
+        step_started = time.perf_counter()
         real = common.sample_batch(train_images, args.batch_size)        # (B, C, H, W)
         z = torch.randn(args.batch_size, config["z_dim"], device=device)
+        if args.lr_decay == "linear":   # lr_i = lr (1 - (i - 1) / iters), the same for G and D
+            for optimizer in (opt_g, opt_d):
+                optimizer.param_groups[0]["lr"] = args.lr * (1 - (iteration - 1) / args.iters)
         loss_d, loss_g, real_logits, fake_logits = train_step(
             generator, discriminator, opt_g, opt_d, real, z, config["loss"])
         common.ema_update(ema_generator, generator, args.ema)
+        train_seconds += time.perf_counter() - step_started
 
-        out_of_time = args.minutes and time.perf_counter() - started >= args.minutes * 60
+        out_of_time = args.minutes and train_seconds >= args.minutes * 60
         last = out_of_time or iteration == args.iters
         # D(x) and D(G(z)): the discriminator's mean belief that real and fake images are real
         running.add(iteration, flush=last, loss_d=loss_d, loss_g=loss_g,
@@ -274,7 +284,8 @@ def train(args):
             break
 
     seconds = time.perf_counter() - started
-    metrics = {"iterations": iteration, "train_seconds_this_session": round(seconds, 1),
+    metrics = {"iterations": iteration, "train_seconds_this_session": round(train_seconds, 1),
+               "wall_seconds_this_session": round(seconds, 1),
                "final_loss_d": history["loss_d"][-1], "final_loss_g": history["loss_g"][-1],
                "final_d_real": history["d_real"][-1], "final_d_fake": history["d_fake"][-1]}
     if measure:

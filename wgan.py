@@ -52,7 +52,8 @@ def parse_args(argv=None):
     parser.add_argument("--z-dim", type=int, default=100, help="latent size, 50-200")
     parser.add_argument("--iters", type=int, default=100000, help="most generator iterations")
     parser.add_argument("--minutes", type=float, default=10.0,
-                        help="stop after this much training time (0: no limit)")
+                        help="stop after this much training time (0: no limit; sampling and "
+                             "evaluation not counted)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--n-critic", type=int, default=5, help="critic steps per G step")
     parser.add_argument("--clip", type=float, default=0.01, help="critic weights in [-c, c]")
@@ -221,8 +222,7 @@ def train(args):
     time_limit = args.minutes * 60 - minutes_before * 60 if args.minutes else None
     running = common.RunningMeans(history, common.Progress(args.iters, start, every=200,
                                                            time_limit=time_limit), every=50)
-    started = time.perf_counter()
-    minutes = minutes_before
+    minutes, train_seconds = minutes_before, 0.0   # training time only: no sampling, no eval
 
     def save(iteration):
         common.save_checkpoint({
@@ -235,12 +235,14 @@ def train(args):
     iteration = start
     while iteration < args.iters:
         iteration += 1
+        step_started = time.perf_counter()
         generator.train()
         wasserstein, loss_g = train_step(generator, critic, opt_g, opt_f, real_batches,
                                          config["z_dim"], config["n_critic"], config["clip"],
                                          config["gradient_penalty"])
         common.ema_update(ema_generator, generator, args.ema)
-        minutes = minutes_before + (time.perf_counter() - started) / 60
+        train_seconds += time.perf_counter() - step_started
+        minutes = minutes_before + train_seconds / 60
         out_of_time = args.minutes and minutes >= args.minutes
         last = out_of_time or iteration == args.iters
         evaluate = measure and (iteration % args.eval_every == 0 or last)

@@ -2,6 +2,7 @@
 networks fit every dataset, and the script trains, resumes and generates on tiny data."""
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -148,6 +149,30 @@ def test_time_limit_stops_training(tiny_data, tiny_classifier, tmp_path):
     metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
     assert metrics["iterations"] == 1 and metrics["n"] == 10     # stopped, and still measured
     assert common.load_checkpoint(tmp_path / "t" / "checkpoint.pt", "gan")["iteration"] == 1
+
+
+def test_time_limit_counts_training_only(tiny_data, tiny_classifier, tmp_path, monkeypatch):
+    """An evaluation that takes longer than the whole budget does not end the run early."""
+    measure = common.sample_quality
+
+    def slow_quality(*args, **kwargs):
+        time.sleep(0.5)
+        return measure(*args, **kwargs)
+    monkeypatch.setattr(common, "sample_quality", slow_quality)
+    run_gan("--data-dir", tiny_data, "--iters", 6, "--batch-size", 4, "--minutes", 0.005,
+            "--eval-every", 1, "--out", tmp_path / "t", "--classifier", tiny_classifier,
+            "--eval-samples", 10)
+    assert json.loads((tmp_path / "t" / "metrics.json").read_text())["iterations"] == 6
+
+
+@pytest.mark.parametrize("lr", [2e-4, 1e-3])
+def test_linear_lr_decay(tiny_data, tmp_path, lr):
+    run_gan("--data-dir", tiny_data, "--dataset", "fashion", "--iters", 4, "--batch-size", 4,
+            "--lr", lr, "--lr-decay", "linear", "--out", tmp_path / "d")
+    state = common.load_checkpoint(tmp_path / "d" / "checkpoint.pt", "gan")
+    # lr_i = lr (1 - (i - 1) / iters): the last of 4 steps used lr / 4
+    for key in ("opt_g", "opt_d"):
+        assert state[key]["param_groups"][0]["lr"] == pytest.approx(lr / 4)
 
 
 @pytest.mark.parametrize("dataset", ["fashion", "cifar10"])

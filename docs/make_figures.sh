@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Regenerate every figure in docs/ from scratch: the runs of the teaching guide, then the copies.
+# About 3.5 hours on 2 CPU cores, one run at a time. Needs real MNIST: set DATA_DIR (for
+# example DATA_DIR=../shared/data) or put the four files in ./data/mnist.
+#
+#     bash docs/make_figures.sh            # everything
+#     bash docs/make_figures.sh diffusion  # one part: gan, cgan, wgan, adversarial, diffusion
+set -euo pipefail
+cd "$(dirname "$0")/.."
+part=${1:-all}
+want() { [ "$part" = all ] || [ "$part" = "$1" ]; }
+
+if want gan; then
+    # 1-2. minimax and logistic, 20,000 then (the same run resumed) 100,000 iterations
+    for loss in minimax logistic; do
+        python gan.py --loss $loss --parzen --out runs/gan/$loss-20k
+        cp runs/gan/$loss-20k/samples_0020000.png docs/gan_${loss}_20k.png
+        cp runs/gan/$loss-20k/curves.png docs/gan_${loss}_20k_curves.png
+        rm -rf runs/gan/$loss-100k && cp -r runs/gan/$loss-20k runs/gan/$loss-100k
+        python gan.py --loss $loss --parzen --iters 100000 --resume runs/gan/$loss-100k/checkpoint.pt
+        cp runs/gan/$loss-100k/samples_0100000.png docs/gan_${loss}_100k.png
+        cp runs/gan/$loss-100k/quality.png docs/gan_${loss}_100k_quality.png
+    done
+    cp runs/gan/logistic-20k/progress.gif docs/gan_logistic_20k.gif
+    # the long run with the learning rate decaying to 0
+    python gan.py --loss logistic --iters 100000 --lr-decay linear --parzen \
+        --out runs/gan/logistic-100k-decay
+    cp runs/gan/logistic-100k-decay/samples_0100000.png docs/gan_logistic_100k_decay.png
+    cp runs/gan/logistic-100k-decay/quality.png docs/gan_logistic_100k_decay_quality.png
+fi
+
+if want cgan; then
+    # 3. the conditional GAN, and a grid of one chosen digit
+    python cgan.py --out runs/cgan/mlp-30k
+    cp runs/cgan/mlp-30k/classes.png docs/cgan_classes.png
+    python cgan.py --checkpoint runs/cgan/mlp-30k/checkpoint.pt --digit 3 --out docs/cgan_digit_3.png
+fi
+
+if want wgan; then
+    # 4. DCGAN against WGAN (clipped, gradient penalty) at the same wall-clock budget, and the clip sweep
+    python gan.py --arch dcgan --minutes 10 --parzen --iters 1000000 --eval-every 500 \
+        --sample-every 250 --out runs/gan/dcgan-10min
+    python wgan.py --minutes 10 --parzen --eval-every 500 --out runs/wgan/clip-0.01-10min
+    python wgan.py --minutes 10 --parzen --eval-every 500 --gradient-penalty 10 --out runs/wgan/gp-10-10min
+    python benchmarks/wgan_figure.py --wgan runs/wgan/clip-0.01-10min runs/wgan/gp-10-10min \
+        --gan runs/gan/dcgan-10min --out docs/wgan_vs_gan.png
+    for c in 0.1 0.01 0.001; do
+        python wgan.py --minutes 5 --eval-every 100000 --clip $c --out runs/wgan/clip-$c
+    done
+    python benchmarks/wgan_figure.py --wgan runs/wgan/clip-0.1 runs/wgan/clip-0.01 \
+        runs/wgan/clip-0.001 --out docs/wgan_clip_sweep.png
+    cp runs/wgan/gp-10-10min/samples_final.png docs/wgan_gp_10min.png 2>/dev/null || true
+fi
+
+if want adversarial; then
+    # 5. adversarial examples: 4 -> 9, noise -> 9, success against eps
+    python adversarial.py --out runs/adversarial/main
+    for name in attack noise success_vs_eps; do
+        cp runs/adversarial/main/$name.png docs/adversarial_$name.png
+    done
+fi
+
+if want diffusion; then
+    # 6. diffusion: classes, the denoising chain, guidance; then against the conditional GAN
+    python diffusion.py --out runs/diffusion/main
+    for name in classes chain guidance; do
+        cp runs/diffusion/main/$name.png docs/diffusion_$name.png
+    done
+    cp runs/diffusion/main/progress.gif docs/diffusion_progress.gif
+    [ -f runs/cgan/mlp-30k/checkpoint.pt ] || python cgan.py --out runs/cgan/mlp-30k
+    python benchmarks/diffusion_vs_cgan.py --diffusion runs/diffusion/main/checkpoint.pt \
+        --cgan runs/cgan/mlp-30k/checkpoint.pt --figure docs/diffusion_vs_cgan.png
+fi
+echo "figures in docs/"

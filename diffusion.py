@@ -86,7 +86,9 @@ def parse_args(argv=None):
                         help="probability of dropping the label to 'no class' in training")
     parser.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps")
-    parser.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance w")
+    parser.add_argument("--guidance", type=float, default=1.0,
+                        help="classifier-free guidance w (1: 99.8%% of samples the asked digit "
+                             "at FID 32.5 in our 20-minute run; 2: 99.9%% at FID 66.6)")
     parser.add_argument("--digit", type=int, metavar="D",
                         help="with --checkpoint: only class D, a 10x10 grid to --out FILE.png, "
                              "or N samples with --generate")
@@ -296,7 +298,7 @@ def sampling_timesteps(schedule, sampler, steps):
 
 
 @torch.no_grad()
-def sample(model, schedule, x_T, labels, guidance=2.0, sampler="ddim", steps=50, keep=0):
+def sample(model, schedule, x_T, labels, guidance=1.0, sampler="ddim", steps=50, keep=0):
     """Run the reverse process from the noise x_T; with keep=K also return K snapshots of the chain
     (x_T first, x_0 last), for the denoising figure."""
     timesteps = sampling_timesteps(schedule, sampler, steps)

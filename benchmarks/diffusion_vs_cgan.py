@@ -32,7 +32,7 @@ def measure(name, draw, labels, data_dir):
     quality = common.sample_quality(images, labels, data_dir=data_dir)
     accuracy, n = quality["conditional_accuracy"], len(labels)
     standard_error = (accuracy * (1 - accuracy) / n) ** 0.5
-    print(f"| {name} | {n} | {seconds / n * 1000:.1f} | {accuracy:.2%} +- {standard_error:.2%} | "
+    print(f"| {name} | {n} | {seconds / n * 1000:.3g} | {accuracy:.2%} +- {standard_error:.2%} | "
           f"{quality['fid']:.1f} | {quality['class_entropy']:.3f} |", flush=True)
     return images
 
@@ -45,7 +45,7 @@ def main():
     parser.add_argument("--ddpm-samples", type=int, default=200,
                         help="N of the DDPM-against-DDIM rows (DDPM costs 1000 steps a sample)")
     parser.add_argument("--guidance", type=float, nargs="+", default=[0, 0.5, 1, 2, 4])
-    parser.add_argument("--default-guidance", type=float, default=2.0)
+    parser.add_argument("--default-guidance", type=float, default=1.0)
     parser.add_argument("--figure", help="PNG of the same digits from both models")
     parser.add_argument("--data-dir")
     args = parser.parse_args()

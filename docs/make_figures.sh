@@ -62,13 +62,14 @@ fi
 
 if want diffusion; then
     # 6. diffusion: classes, the denoising chain, guidance; then against the conditional GAN
-    python diffusion.py --out runs/diffusion/main
+    python diffusion.py --guidance 2 --out runs/diffusion/main
     for name in classes chain guidance; do
         cp runs/diffusion/main/$name.png docs/diffusion_$name.png
     done
     cp runs/diffusion/main/progress.gif docs/diffusion_progress.gif
+    cp runs/diffusion/main/samples_0003500.png docs/diffusion_3500_steps.png
     [ -f runs/cgan/mlp-30k/checkpoint.pt ] || python cgan.py --out runs/cgan/mlp-30k
     python benchmarks/diffusion_vs_cgan.py --diffusion runs/diffusion/main/checkpoint.pt \
-        --cgan runs/cgan/mlp-30k/checkpoint.pt --figure docs/diffusion_vs_cgan.png
+        --cgan runs/cgan/mlp-30k/checkpoint.pt --default-guidance 2 --figure docs/diffusion_vs_cgan.png
 fi
 echo "figures in docs/"

@@ -319,7 +319,8 @@ def sample(model, schedule, x_T, labels, guidance=1.0, sampler="ddim", steps=50,
 
 def draw_samples(model, schedule, labels, image_shape, chunk=100, **sampling):
     """Samples for many labels, `chunk` at a time (eval mode, fresh noise). Small chunks keep
-    the activations in the CPU cache: 2.2 ms per image and step for 100, 7.8 ms for 500."""
+    the activations in the CPU cache (measured: one guided U-Net pass took 2.2 ms per image in
+    chunks of 100, 7.8 ms in chunks of 500)."""
     model.eval()
     return torch.cat([sample(model, schedule, torch.randn(len(part), *image_shape,
                                                           device=part.device), part, **sampling)

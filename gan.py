@@ -37,9 +37,9 @@ all-fake one, its loss fell to 0, and G got no useful signal (measured: class en
 Samples are drawn from an exponential moving average (EMA) of G's weights,
 theta_ema <- decay * theta_ema + (1 - decay) * theta, which averages away the oscillation of the
 adversarial game and removes much of the speckle noise of the raw generator (--ema 0 turns it off).
-For long runs, --lr-decay linear lowers both learning rates to 0 at --iters: with a constant rate
-the game never settles, and after 30,000 iterations the mix of digits drifts (measured: FID rose
-from 55.7 at 30,000 to 89.1 at 100,000 as 2s became rarer); a shrinking step lets it settle.
+With a constant learning rate a long run drifts: after about 30,000 iterations the mix of digits
+changes (2s become rarer) and FID rises again (README). --lr-decay linear, which lowers both
+learning rates to 0 at --iters, is there to test one remedy; measured, it did not stop the drift.
 
     python gan.py --loss logistic                       # 20,000 iterations on MNIST
     python gan.py --checkpoint runs/gan/X/checkpoint.pt --generate 1000 --out samples.npz

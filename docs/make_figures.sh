@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Regenerate every figure in docs/ from scratch: the runs of the teaching guide, then the copies.
-# About 3.5 hours on 2 CPU cores, one run at a time. Needs real MNIST: set DATA_DIR (for
+# About 3 hours on 2 CPU cores, one run at a time. Needs real MNIST: set DATA_DIR (for
 # example DATA_DIR=../shared/data) or put the four files in ./data/mnist.
 #
 #     bash docs/make_figures.sh            # everything
-#     bash docs/make_figures.sh diffusion  # one part: gan, cgan, wgan, adversarial, diffusion
+#     bash docs/make_figures.sh diffusion  # one part: gan, cgan, wgan, adversarial, diffusion,
+#                                          # inspect (run last)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 part=${1:-all}
@@ -44,12 +45,14 @@ if want wgan; then
     python wgan.py --minutes 10 --parzen --eval-every 500 --gradient-penalty 10 --out runs/wgan/gp-10-10min
     python benchmarks/wgan_figure.py --wgan runs/wgan/clip-0.01-10min runs/wgan/gp-10-10min \
         --gan runs/gan/dcgan-10min --out docs/wgan_vs_gan.png
+    for run in wgan/gp-10-10min wgan/clip-0.01-10min gan/dcgan-10min; do   # the last grid of each
+        cp "$(ls runs/$run/samples_*.png | tail -n 1)" docs/$(basename $(dirname $run))_$(basename $run).png
+    done
     for c in 0.1 0.01 0.001; do
         python wgan.py --minutes 5 --eval-every 100000 --clip $c --out runs/wgan/clip-$c
     done
     python benchmarks/wgan_figure.py --wgan runs/wgan/clip-0.1 runs/wgan/clip-0.01 \
         runs/wgan/clip-0.001 --out docs/wgan_clip_sweep.png
-    cp runs/wgan/gp-10-10min/samples_final.png docs/wgan_gp_10min.png 2>/dev/null || true
 fi
 
 if want adversarial; then
@@ -68,8 +71,21 @@ if want diffusion; then
     done
     cp runs/diffusion/main/progress.gif docs/diffusion_progress.gif
     cp runs/diffusion/main/samples_0003500.png docs/diffusion_3500_steps.png
+    cp runs/diffusion/main/quality.png docs/diffusion_quality.png
     [ -f runs/cgan/mlp-30k/checkpoint.pt ] || python cgan.py --out runs/cgan/mlp-30k
     python benchmarks/diffusion_vs_cgan.py --diffusion runs/diffusion/main/checkpoint.pt \
         --cgan runs/cgan/mlp-30k/checkpoint.pt --default-guidance 2 --figure docs/diffusion_vs_cgan.png
+fi
+if want inspect; then
+    # the limits section: what the samples of each model get wrong (needs the runs above)
+    mkdir -p runs/inspect
+    python gan.py --checkpoint runs/gan/minimax-100k/checkpoint.pt --generate 2000 \
+        --out runs/inspect/gan_minimax_100k.npz
+    python benchmarks/inspect_samples.py runs/inspect/gan_minimax_100k.npz --out docs/inspect_gan.png
+    python cgan.py --checkpoint runs/cgan/mlp-30k/checkpoint.pt --generate 2000 --out runs/inspect/cgan.npz
+    python benchmarks/inspect_samples.py runs/inspect/cgan.npz --out docs/inspect_cgan.png
+    python diffusion.py --checkpoint runs/diffusion/main/checkpoint.pt --generate 1000 \
+        --out runs/inspect/diffusion.npz
+    python benchmarks/inspect_samples.py runs/inspect/diffusion.npz --out docs/inspect_diffusion.png
 fi
 echo "figures in docs/"

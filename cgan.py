@@ -34,7 +34,6 @@ label (which digit) and z (the style: slant, thickness, width; one row = one z).
 """
 import copy
 import time
-from pathlib import Path
 
 import torch
 import torch.nn as nn

@@ -55,7 +55,6 @@ at 7x7 the convolutions already cover the image.
 import copy
 import math
 import time
-from pathlib import Path
 
 import torch
 import torch.nn as nn

@@ -38,7 +38,6 @@ Networks, DCGAN-shaped and sized for a CPU (one generator step costs 5 critic st
 import copy
 import time
 import warnings
-from pathlib import Path
 
 import torch
 import torch.nn as nn

@@ -77,7 +77,7 @@ def test_posterior_mean_is_the_product_of_the_two_gaussians(kind, t, seed):
     betas = schedule.betas.double()                 # the rest rebuilt from them in double
     alpha_bars = torch.cumprod(1 - betas, 0)
     beta, alpha = betas[t], 1 - betas[t]
-    alpha_bar, alpha_bar_prev = alpha_bars[t], alpha_bars[t - 1]
+    alpha_bar_prev = alpha_bars[t - 1]
     precision = 1 / (1 - alpha_bar_prev) + alpha / beta
     mean = (alpha_bar_prev.sqrt() * x0 / (1 - alpha_bar_prev) + alpha.sqrt() * x_t / beta) \
         / precision

@@ -390,11 +390,13 @@ def format_seconds(seconds):
 
 class Progress:
     """One line every `every` iterations: iteration, the given numbers, it/s, time left (the
-    sooner of the iterations left and `time_limit` seconds from the start, if given)."""
+    sooner of the iterations left and what remains of `time_limit` seconds, if given, as counted
+    by `clock()`: the training seconds so far; wall-clock time since the start by default)."""
 
-    def __init__(self, total, start=0, every=500, time_limit=None):
+    def __init__(self, total, start=0, every=500, time_limit=None, clock=None):
         self.total, self.every, self.time_limit = total, every, time_limit
         self.started = self.last_time = time.perf_counter()
+        self.clock = clock or (lambda: time.perf_counter() - self.started)
         self.last_iteration = start
 
     def update(self, iteration, last=False, **numbers):
@@ -407,7 +409,7 @@ class Progress:
         shown = " ".join(f"{key} {value:.3f}" for key, value in numbers.items())
         seconds_left = (self.total - iteration) / max(speed, 1e-9)
         if self.time_limit:
-            seconds_left = min(seconds_left, max(self.time_limit - (now - self.started), 0))
+            seconds_left = min(seconds_left, max(self.time_limit - self.clock(), 0))
         left = format_seconds(seconds_left)
         print(f"it {iteration:>7d}/{self.total} | {shown} | {speed:7.1f} it/s | {left} left",
               flush=True)
@@ -557,13 +559,16 @@ def save_snapshot(out, iteration, samples, gif_frames, history, panels, ncol=8):
     save_curves(history, out / "curves.png", panels=panels)
 
 
-def record_quality(history, iteration, quality, out):
-    """Append one evaluation to the history, print it, and redraw quality.png."""
+def record_quality(history, iteration, quality, out, extra=()):
+    """Append one evaluation to the history, print it, and redraw quality.png. `extra` names
+    more numbers in `quality` to plot (a history resumed from before they existed gets NaN)."""
     keys = ["fid", "class_entropy"] + (["conditional_accuracy"] if "conditional_accuracy" in
-                                       quality else [])
+                                       quality else []) + list(extra)
     history.setdefault("eval_iteration", []).append(iteration)
     for key in keys:
-        history.setdefault(f"eval_{key}", []).append(quality[key])
+        values = history.setdefault(f"eval_{key}", [])
+        values += [float("nan")] * (len(history["eval_iteration"]) - 1 - len(values))
+        values.append(quality[key])
     accuracy = (f"conditional accuracy {quality['conditional_accuracy']:.2%}, "
                 if "conditional_accuracy" in quality else "")
     print(f"it {iteration:>7d} quality ({quality['n']} samples): {accuracy}FID {quality['fid']:.2f}"

@@ -396,10 +396,10 @@ def train(args):
     parameters = sum(p.numel() for p in model.parameters())
     print(f"diffusion: {config}, U-Net of {parameters:,} parameters on {device}, "
           f"{len(train_images)} training images, writing to {out}")
-    running = common.RunningMeans(history, common.Progress(args.iters, start,
-                                                           time_limit=args.minutes * 60))
     sampling = {"guidance": args.guidance, "sampler": "ddim", "steps": args.steps}
     train_seconds = history.get("train_seconds", [0])[-1] if state else 0.0
+    running = common.RunningMeans(history, common.Progress(
+        args.iters, start, time_limit=args.minutes * 60, clock=lambda: train_seconds))
 
     def save(iteration):
         common.save_checkpoint({

@@ -219,9 +219,10 @@ def train(args):
         else f"WGAN, clip {config['clip']}"
     print(f"wgan: {variant}, {config} on {device}, writing to {out}")
     time_limit = args.minutes * 60 - minutes_before * 60 if args.minutes else None
-    running = common.RunningMeans(history, common.Progress(args.iters, start, every=200,
-                                                           time_limit=time_limit), every=50)
     minutes, train_seconds = minutes_before, 0.0   # training time only: no sampling, no eval
+    running = common.RunningMeans(history, common.Progress(
+        args.iters, start, every=200, time_limit=time_limit, clock=lambda: train_seconds),
+        every=50)
 
     def save(iteration):
         common.save_checkpoint({

@@ -5,7 +5,16 @@
               PIL image, then a float tensor, then normalizes it: the per-sample transforms of
               a typical torchvision pipeline (ToTensor + Normalize), written out here
 
-Both run the same networks, optimizers and training step (gan.train_step) in the same process.
+Both run the same networks as gan.py's default (dropout 0.3 in D), optimizers and training step
+(gan.train_step) in the same process, so their ratio is what the data path alone is worth. Each
+is timed --repeats times, in turn, and the fastest time counts (the least disturbed). Two more
+lines put it in context:
+
+  batches alone   the cost of assembling 1,000 batches each way, with no training
+  typical script  the DataLoader path with the training step of a typical MLP GAN script:
+                  D judges real and fake in two passes, the generator step runs a third pass
+                  that also computes D's weight gradients, and Adam is PyTorch's default
+                  (not fused). Same networks and losses; this is what gan.py's whole recipe buys.
 
     DATA_DIR=../shared/data python benchmarks/speed.py
 """
@@ -36,19 +45,48 @@ class PerSampleDataset(torch.utils.data.Dataset):
         return (tensor - 0.5) / 0.5                           # Normalize((0.5,), (0.5,))
 
 
-def time_iterations(batches, iterations, warmup=50):
-    """Seconds per 1,000 iterations of gan.train_step on the batches an iterator yields."""
+def typical_train_step(generator, discriminator, opt_g, opt_d, real, z, loss):
+    """The step most GAN scripts write: the same losses, without gan.train_step's savings."""
+    fake = generator(z)
+    loss_g = gan.generator_loss(discriminator(fake), loss)      # D's weight gradients computed
+    opt_g.zero_grad()
+    loss_g.backward()
+    opt_g.step()
+    loss_d = gan.discriminator_loss(discriminator(real), discriminator(fake.detach()))
+    opt_d.zero_grad()
+    loss_d.backward()
+    opt_d.step()
+
+
+def time_iterations(batches, iterations, warmup=50, typical=False):
+    """Seconds per 1,000 iterations of a training step on the batches an iterator yields."""
     torch.manual_seed(0)
-    config = {"arch": "mlp", "z_dim": 100, "image_shape": [1, 28, 28]}
+    config = {"arch": "mlp", "z_dim": 100, "image_shape": [1, 28, 28], "d_dropout": 0.3}
     generator, discriminator = gan.build_networks(config)
-    opt_g, opt_d = gan.make_optimizers(generator, discriminator, 2e-4, 0.5)
+    if typical:
+        step = typical_train_step
+        opt_g = torch.optim.Adam(generator.parameters(), 2e-4, (0.5, 0.999))
+        opt_d = torch.optim.Adam(discriminator.parameters(), 2e-4, (0.5, 0.999))
+    else:
+        step = gan.train_step
+        opt_g, opt_d = gan.make_optimizers(generator, discriminator, 2e-4, 0.5)
     for iteration in range(warmup + iterations):
         if iteration == warmup:
             started = time.perf_counter()
         real = next(batches)
-        gan.train_step(generator, discriminator, opt_g, opt_d, real,
-                       torch.randn(len(real), 100), "logistic")
+        step(generator, discriminator, opt_g, opt_d, real, torch.randn(len(real), 100),
+             "logistic")
     return (time.perf_counter() - started) / iterations * 1000
+
+
+def time_batches(batches, count=1000, warmup=50):
+    """Seconds per 1,000 batches drawn, with no training."""
+    for _ in range(warmup):
+        next(batches)
+    started = time.perf_counter()
+    for _ in range(count):
+        next(batches)
+    return (time.perf_counter() - started) / count * 1000
 
 
 def loader_batches(images, batch_size, workers):
@@ -68,19 +106,32 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--data-dir")
     args = parser.parse_args()
     images, _ = common.load_dataset("mnist", data_dir=args.data_dir)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{args.iterations} timed iterations each, batch 64")
-    memory = time_iterations(memory_batches(images, 64), args.iterations)
-    loader = time_iterations(loader_batches(images, 64, args.workers), args.iterations)
+    feeds = {"memory": lambda: memory_batches(images, 64),
+             "loader": lambda: loader_batches(images, 64, args.workers)}
+    runs = {"memory": [], "loader": [], "typical": []}
+    for _ in range(args.repeats):
+        runs["memory"].append(time_iterations(feeds["memory"](), args.iterations))
+        runs["loader"].append(time_iterations(feeds["loader"](), args.iterations))
+        runs["typical"].append(time_iterations(feeds["loader"](), args.iterations, typical=True))
+    memory, loader, typical = (min(runs[name]) for name in ("memory", "loader", "typical"))
+    memory_alone, loader_alone = (time_batches(feeds[name]()) for name in ("memory", "loader"))
+    print("all timings: " + ", ".join(f"{name} {' / '.join(f'{t:.2f}' for t in times)}"
+                                       for name, times in runs.items()))
     print(f"in-memory tensor:       {memory:6.2f} s per 1,000 iterations "
           f"-> 20,000 iterations in {memory * 20 / 60:.1f} min")
     print(f"DataLoader ({args.workers} workers): {loader:6.2f} s per 1,000 iterations "
           f"-> 20,000 iterations in {loader * 20 / 60:.1f} min")
     print(f"speed-up: {loader / memory:.2f}x")
-
+    print(f"batches alone, no training: in-memory {memory_alone:.3f} s, DataLoader "
+          f"{loader_alone:.3f} s per 1,000 ({loader_alone / memory_alone:.0f}x faster)")
+    print(f"typical script (DataLoader, {args.workers} workers): {typical:6.2f} s per 1,000 "
+          f"iterations; gan.py is {typical / memory:.2f}x faster")
 
 if __name__ == "__main__":
     main()

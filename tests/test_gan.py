@@ -98,6 +98,58 @@ def test_network_shapes(batch, arch, dataset):
     assert discriminator(images).shape == (batch,)
 
 
+def test_discriminator_dropout():
+    shape = (1, 28, 28)
+    plain = gan.MLPDiscriminator(shape)   # no dropout: the layer names older checkpoints carry
+    assert [name for name, _ in plain.named_parameters()] == [
+        "net.1.weight", "net.1.bias", "net.3.weight", "net.3.bias", "net.5.weight", "net.5.bias"]
+    dropped = gan.MLPDiscriminator(shape, 0.5)
+    assert sum(p.numel() for p in dropped.parameters()) == sum(p.numel() for p in
+                                                              plain.parameters())
+    images = torch.randn(8, *shape)
+    assert not torch.equal(dropped(images), dropped(images))   # training: a new mask each pass
+    dropped.eval()
+    assert torch.equal(dropped(images), dropped(images))
+
+
+class PixelMean(torch.nn.Module):
+    """A stand-in discriminator whose logit is the mean pixel, behind a heavy dropout."""
+    def __init__(self):
+        super().__init__()
+        self.drop = torch.nn.Dropout(0.9)
+
+    def forward(self, images):
+        return self.drop(images).mean((1, 2, 3))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 20), st.integers(0, 20), st.integers(0, 10**6))
+def test_overfitting_gap(count, extra, seed):
+    generator = torch.Generator().manual_seed(seed)
+    train_images = torch.rand(count, 1, 2, 2, generator=generator)
+    test_images = torch.rand(count, 1, 2, 2, generator=generator)
+    stub = PixelMean()
+    # equal sizes: every training image is used, so the gap is the difference of the two means,
+    # and it is measured without dropout (with it the logits would be scaled and masked)
+    assert gan.overfitting_gap(stub, train_images, test_images) == pytest.approx(
+        (train_images.mean() - test_images.mean()).item(), abs=1e-6)
+    assert stub.training                      # training mode is restored
+    # a larger training set: a random subset as large as the test set
+    constant_train = torch.full((count + extra, 1, 2, 2), 0.25)
+    assert gan.overfitting_gap(stub, constant_train, test_images) == pytest.approx(
+        0.25 - test_images.mean().item(), abs=1e-6)
+
+
+def test_record_quality_extra_keys(tmp_path):
+    history = {"eval_iteration": [5], "eval_fid": [9.0], "eval_class_entropy": [2.0]}
+    common.record_quality(history, 10, {"n": 4, "fid": 8.0, "class_entropy": 2.1,
+                                        "class_histogram": [4] + [0] * 9, "gap": 0.5},
+                          tmp_path, extra=["gap"])
+    assert history["eval_fid"] == [9.0, 8.0]
+    assert math.isnan(history["eval_gap"][0]) and history["eval_gap"][1:] == [0.5]
+    assert (tmp_path / "quality.png").is_file()
+
+
 def run_gan(*argv):
     return gan.main([str(arg) for arg in argv])
 
@@ -115,8 +167,10 @@ def test_train_resume_generate(tiny_data, tiny_classifier, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n"] == 20 and sum(metrics["class_histogram"]) == 20
     assert math.isfinite(metrics["fid"]) and 0 <= metrics["class_entropy"] <= math.log(10) + 1e-9
-    assert common.load_checkpoint(out / "checkpoint.pt", "gan")["history"]["eval_iteration"] == \
-        [15, 30]
+    state = common.load_checkpoint(out / "checkpoint.pt", "gan")
+    assert state["history"]["eval_iteration"] == [15, 30]
+    assert len(state["history"]["eval_d_overfitting_gap"]) == 2
+    assert state["config"]["d_dropout"] == 0.3 and math.isfinite(metrics["d_overfitting_gap"])
     # resume to 50: the history continues from 30, the GIF grows
     run_gan("--data-dir", tiny_data, "--iters", 50, "--batch-size", 8, "--sample-every", 10,
             "--resume", out / "checkpoint.pt", "--classifier", tiny_classifier, "--eval-every",
@@ -159,7 +213,9 @@ def test_time_limit_counts_training_only(tiny_data, tiny_classifier, tmp_path, m
         time.sleep(0.5)
         return measure(*args, **kwargs)
     monkeypatch.setattr(common, "sample_quality", slow_quality)
-    run_gan("--data-dir", tiny_data, "--iters", 6, "--batch-size", 4, "--minutes", 0.005,
+    # 1.2 s of training is ample for 6 tiny steps; with the evaluations counted, the budget would
+    # run out after 3 of them
+    run_gan("--data-dir", tiny_data, "--iters", 6, "--batch-size", 4, "--minutes", 0.02,
             "--eval-every", 1, "--out", tmp_path / "t", "--classifier", tiny_classifier,
             "--eval-samples", 10)
     assert json.loads((tmp_path / "t" / "metrics.json").read_text())["iterations"] == 6
@@ -194,7 +250,8 @@ def test_user_errors_are_one_line(tiny_data, tiny_classifier, tmp_path, capsys):
         run_gan("--data-dir", tmp_path / "empty", "--iters", 2, "--out", tmp_path / "r",
                 "--classifier", tiny_classifier)
     assert "could not be downloaded" in capsys.readouterr().err
-    for bad in (["--loss", "hinge"], ["--iters", "0"], ["--generate", "5"], ["--ema", "1"]):
+    for bad in (["--loss", "hinge"], ["--iters", "0"], ["--generate", "5"], ["--ema", "1"],
+                ["--d-dropout", "1"], ["--arch", "dcgan", "--d-dropout", "0.3"]):
         with pytest.raises(SystemExit) as exit_info:
             run_gan(*bad)
         assert exit_info.value.code == 2

@@ -90,3 +90,15 @@ def test_device_errors():
     assert common.pick_device("cpu") == torch.device("cpu")
     with pytest.raises(common.UserError):
         common.pick_device("tpu")
+
+
+def test_progress_time_left_counts_the_given_clock(capsys):
+    """With a time limit, "time left" is what the clock (training seconds) has not yet spent,
+    not wall-clock time: evaluations and sampling between steps do not use up the budget."""
+    training_seconds = 50.0
+    progress = common.Progress(10**9, every=1, time_limit=60, clock=lambda: training_seconds)
+    progress.update(1, loss=0.5)
+    assert capsys.readouterr().out.rstrip().endswith("0m10s left")
+    training_seconds = 75.0                                     # over the limit: nothing left
+    progress.update(2, loss=0.5)
+    assert capsys.readouterr().out.rstrip().endswith("0m00s left")

@@ -9,11 +9,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import common  # noqa: E402
 
@@ -27,7 +22,7 @@ def main():
     parser.add_argument("runs", nargs="+", help="gan.py run folders")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    figure, axes = plt.subplots(1, len(PANELS), figsize=(5 * len(PANELS), 3.8))
+    figure, axes = common.pyplot().subplots(1, len(PANELS), figsize=(5 * len(PANELS), 3.8))
     for run in args.runs:
         state = common.load_checkpoint(Path(run) / "checkpoint.pt", "gan")
         config, history = state["config"], state["history"]
@@ -42,9 +37,7 @@ def main():
         axis.set_xlabel("iteration")
         axis.legend(fontsize=8)
         axis.grid(alpha=0.3)
-    figure.tight_layout()
-    with common.atomic_path(args.out) as temporary:
-        figure.savefig(temporary, dpi=100, format="png")
+    common.save_figure(figure, args.out)
     print(f"wrote {args.out}")
 
 

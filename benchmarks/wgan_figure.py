@@ -11,11 +11,6 @@ import json
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import common  # noqa: E402
 
@@ -35,7 +30,7 @@ def main():
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     panels = 3 if args.gan else 2
-    figure, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.8))
+    figure, axes = common.pyplot().subplots(1, panels, figsize=(5 * panels, 3.8))
     for run in args.wgan:
         state = common.load_checkpoint(Path(run) / "checkpoint.pt", "wgan")
         history, name = state["history"], label(run, state)
@@ -66,9 +61,7 @@ def main():
         axis.set_xlabel("training minutes")
         axis.legend(fontsize=8)
         axis.grid(alpha=0.3)
-    figure.tight_layout()
-    with common.atomic_path(args.out) as temporary:
-        figure.savefig(temporary, dpi=100, format="png")
+    common.save_figure(figure, args.out)
     print(f"wrote {args.out}")
 
 

@@ -281,9 +281,10 @@ def ddpm_step(schedule, x_t, t, eps, noise):
 def ddim_step(schedule, x_t, t, t_prev, eps):
     """x_{t'} = sqrt(alpha_bar_{t'}) x0_hat + sqrt(1 - alpha_bar_{t'}) eps (eta = 0); t' = -1
     means the end of the chain (alpha_bar = 1, so x_{t'} = x0_hat)."""
+    t_batch = torch.full((len(x_t),), t, device=x_t.device)
     alpha_bar = schedule.alpha_bar[t]
     alpha_bar_prev = schedule.alpha_bar[t_prev] if t_prev >= 0 else torch.ones_like(alpha_bar)
-    x0_hat = ((x_t - (1 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()).clamp(-1, 1)
+    x0_hat = schedule.predict_x0(x_t, t_batch, eps).clamp(-1, 1)   # data lives in [-1, 1]
     eps = (x_t - alpha_bar.sqrt() * x0_hat) / (1 - alpha_bar).sqrt()   # consistent with the clip
     return alpha_bar_prev.sqrt() * x0_hat + (1 - alpha_bar_prev).sqrt() * eps
 

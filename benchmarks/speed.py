@@ -112,15 +112,16 @@ def main():
     images, _ = common.load_dataset("mnist", data_dir=args.data_dir)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{args.iterations} timed iterations each, batch 64")
-    feeds = {"memory": lambda: memory_batches(images, 64),
-             "loader": lambda: loader_batches(images, 64, args.workers)}
     runs = {"memory": [], "loader": [], "typical": []}
     for _ in range(args.repeats):
-        runs["memory"].append(time_iterations(feeds["memory"](), args.iterations))
-        runs["loader"].append(time_iterations(feeds["loader"](), args.iterations))
-        runs["typical"].append(time_iterations(feeds["loader"](), args.iterations, typical=True))
-    memory, loader, typical = (min(runs[name]) for name in ("memory", "loader", "typical"))
-    memory_alone, loader_alone = (time_batches(feeds[name]()) for name in ("memory", "loader"))
+        runs["memory"].append(time_iterations(memory_batches(images, 64), args.iterations))
+        runs["loader"].append(time_iterations(loader_batches(images, 64, args.workers),
+                                              args.iterations))
+        runs["typical"].append(time_iterations(loader_batches(images, 64, args.workers),
+                                               args.iterations, typical=True))
+    memory, loader, typical = (min(times) for times in runs.values())
+    memory_alone = time_batches(memory_batches(images, 64))
+    loader_alone = time_batches(loader_batches(images, 64, args.workers))
     print("all timings: " + ", ".join(f"{name} {' / '.join(f'{t:.2f}' for t in times)}"
                                        for name, times in runs.items()))
     print(f"in-memory tensor:       {memory:6.2f} s per 1,000 iterations "
@@ -132,6 +133,7 @@ def main():
           f"{loader_alone:.3f} s per 1,000 ({loader_alone / memory_alone:.0f}x faster)")
     print(f"typical script (DataLoader, {args.workers} workers): {typical:6.2f} s per 1,000 "
           f"iterations; gan.py is {typical / memory:.2f}x faster")
+
 
 if __name__ == "__main__":
     main()

@@ -29,11 +29,16 @@ confident answer, and the logits there are just the extrapolation of those linea
 gradient steps reach a region where the "9" logit dominates, while the image still looks like
 noise: the classifier learned features that separate the digits, not what a digit is.
 
-    python adversarial.py                       # train (or reuse) the CNN, attack 4 -> 9
+The classifier attacked here is the one that measures every generative model of the project
+(common.Classifier, its weights committed in weights/mnist_classifier.pt). --retrain trains a new
+one from scratch (Adam with a one-cycle learning rate, a few epochs), attacks that one instead,
+and says how to make it the project's yardstick.
+
+    python adversarial.py                       # attack the committed classifier, 4 -> 9
     python adversarial.py --source 3 --target 8 --eps 0.2
+    python adversarial.py --retrain             # rebuild the classifier, then attack it
 """
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,10 +46,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import common
-
-# Trained once, then reused by every script that measures its samples.
-CLASSIFIER_PATH = Path(__file__).resolve().parent / "runs" / "mnist_classifier.pt"
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
 def parse_args(argv=None):
@@ -61,9 +62,10 @@ def parse_args(argv=None):
                         help="target probability at which a noise image counts as converted")
     parser.add_argument("--sweep-images", type=int, default=300,
                         help="source images used for the success-rate-vs-eps curve")
-    parser.add_argument("--classifier", default=str(CLASSIFIER_PATH), help="checkpoint path")
+    parser.add_argument("--classifier", help="the classifier to attack (default: the committed "
+                                             "one, weights/mnist_classifier.pt)")
     parser.add_argument("--retrain", action="store_true",
-                        help="train even if the checkpoint exists")
+                        help="train a new classifier into the run folder and attack it")
     parser.add_argument("--epochs", type=int, default=3, help="classifier training epochs")
     parser.add_argument("--data-dir", help="data folder (default: $DATA_DIR, else ./data)")
     parser.add_argument("--seed", type=int, default=0)
@@ -79,32 +81,15 @@ def parse_args(argv=None):
         parser.error("need --eps >= 0, --step > 0 and --steps >= 1")
     if args.epochs < 1 or args.noise_images < 1 or args.sweep_images < 1:
         parser.error("--epochs, --noise-images and --sweep-images must be at least 1")
+    if args.retrain and args.classifier:
+        parser.error("--retrain trains a new classifier: give --retrain or --classifier, not both")
     if not 0 < args.confidence < 1:
         parser.error("--confidence must be in (0, 1)")
     return args
 
 
 # ---------------------------------------------------------------------------------------------
-# The classifier: also the measuring stick of the generative scripts (see common.py's metrics)
-
-class Classifier(nn.Module):
-    """Two conv blocks and a dense head; takes pixels in [0, 1]. About 420k parameters."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),    # (B, 32, 14, 14)
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # (B, 64, 7, 7)
-            nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU())           # (B, 128)
-        self.head = nn.Sequential(nn.Dropout(0.25), nn.Linear(128, 10))   # (B, 10) logits
-
-    def features(self, images):
-        """The penultimate layer, (B, 128): the space in which FID compares image sets."""
-        return self.conv((images - MNIST_MEAN) / MNIST_STD)
-
-    def forward(self, images):
-        return self.head(self.features(images))
-
+# The classifier (common.Classifier): its accuracy, and how it is trained
 
 def evaluate_accuracy(classifier, images, labels, batch_size=2000):
     with torch.no_grad():
@@ -119,7 +104,7 @@ def train_classifier(data_dir=None, epochs=3, device="cpu", seed=0):
     images, labels = common.load_dataset("mnist", train=True, data_dir=data_dir)
     train_images = torch.from_numpy(images).to(device).float() / 255      # (60000, 1, 28, 28)
     train_labels = torch.from_numpy(labels).to(device)
-    classifier = Classifier().to(device)
+    classifier = common.Classifier().to(device)
     batch_size, batches = 128, max(len(train_images) // 128, 1)
     optimizer = torch.optim.Adam(classifier.parameters(), lr=1e-3, fused=True)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3,
@@ -138,27 +123,26 @@ def train_classifier(data_dir=None, epochs=3, device="cpu", seed=0):
     return classifier.eval()
 
 
-def load_classifier(path=CLASSIFIER_PATH, data_dir=None, device="cpu", retrain=False, epochs=3,
-                    seed=0):
-    """The MNIST classifier: read from `path`, or trained once and saved there."""
-    path = Path(path)
-    if path.exists() and not retrain:
-        state = common.load_checkpoint(path, "adversarial")
-        classifier = Classifier()
-        common.load_weights(classifier, state["classifier"], path)
-        return classifier.to(device).eval().requires_grad_(False)
-    print(f"training the MNIST classifier ({epochs} epochs), to be saved as {path}")
+def retrain_classifier(out, data_dir, epochs, device, seed):
+    """Train a new classifier, save it as out/mnist_classifier.pt, and say how to make it the
+    project's measuring classifier. The committed file is never overwritten here."""
+    print(f"training a new MNIST classifier ({epochs} epochs)")
     started = time.perf_counter()
     classifier = train_classifier(data_dir, epochs, device, seed)
     seconds = time.perf_counter() - started
     images, labels = common.load_dataset("mnist", train=False, data_dir=data_dir)
     accuracy = evaluate_accuracy(classifier, torch.from_numpy(images).to(device).float() / 255,
                                  torch.from_numpy(labels).to(device))
-    print(f"classifier: test accuracy {accuracy:.2%}, trained in {seconds:.0f} s")
+    path = out / "mnist_classifier.pt"
     common.save_checkpoint({"model": "adversarial", "config": {"epochs": epochs, "seed": seed},
-                            "classifier": classifier.state_dict(), "test_accuracy": accuracy,
-                            "train_seconds": seconds}, path)
-    return classifier.requires_grad_(False)
+                            "classifier": classifier.state_dict(), "test_accuracy": accuracy},
+                           path)
+    print(f"classifier: test accuracy {accuracy:.2%}, trained in {seconds:.0f} s, saved as {path}"
+          f"\nto measure with it, pass --classifier {path} to a script; to make it the project's "
+          f"yardstick, copy it to weights/mnist_classifier.pt and set CLASSIFIER_SHA256 in "
+          f"common.py to {common.file_digest(path, 'sha256')} (every published number then "
+          f"has to be measured again)")
+    return common.load_classifier(path, device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,10 +264,12 @@ def save_sweep_figure(sweep, path, source, target):
 def main(argv=None):
     args = parse_args(argv)
     device = common.pick_device(args.device)
-    classifier = load_classifier(args.classifier, args.data_dir, device, args.retrain,
-                                 args.epochs, args.seed)
-    common.seed_everything(args.seed)
     out = common.make_run_dir("adversarial", args.out)
+    if args.retrain:
+        classifier = retrain_classifier(out, args.data_dir, args.epochs, device, args.seed)
+    else:
+        classifier = common.load_classifier(args.classifier, device)
+    common.seed_everything(args.seed)
     images, labels = common.load_dataset("mnist", train=False, data_dir=args.data_dir)
     test_images = torch.from_numpy(images).to(device).float() / 255
     test_labels = torch.from_numpy(labels).to(device)

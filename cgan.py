@@ -33,7 +33,6 @@ label (which digit) and z (the style: slant, thickness, width; one row = one z).
     python cgan.py --dataset fashion --arch conv
 """
 import copy
-import time
 
 import torch
 import torch.nn as nn
@@ -199,87 +198,46 @@ def draw_samples(generator, labels, z_dim, chunk=1000):
 
 
 def train(args):
-    device = common.pick_device(args.device)
     config = {"arch": args.arch, "dataset": args.dataset, "z_dim": args.z_dim,
               "image_shape": list(common.DATASETS[args.dataset]["shape"])}
-    config, state, classifier = common.start_run(args, "cgan", config, device)
-    measure = classifier is not None   # the quality numbers are for MNIST only
-
+    run = common.TrainingRun(args, "cgan", config)   # with --resume, the checkpoint's config
+    config, device = run.config, run.device
     images, labels = common.load_dataset(config["dataset"], train=True, data_dir=args.data_dir)
     train_images = common.to_training_tensor(images, device)   # (N, C, H, W) in [-1, 1]
     train_labels = torch.from_numpy(labels).to(device)          # (N,)
     generator, discriminator = (net.to(device) for net in build_networks(config))
     ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
-    # fused=True: one kernel for all of Adam's update, much faster on a CPU
+    # fused=True: one kernel for all of Adam's update instead of several per tensor: faster on a CPU
     opt_g = torch.optim.Adam(generator.parameters(), args.lr, (args.beta1, 0.999), fused=True)
     opt_d = torch.optim.Adam(discriminator.parameters(), args.lr, (args.beta1, 0.999), fused=True)
     # The grid: row r, column c is G(z_r | c), so a row keeps one style across the ten classes.
     fixed_z = torch.randn(CLASSES, config["z_dim"], device=device).repeat_interleave(CLASSES, 0)
     grid_labels = torch.arange(CLASSES, device=device).repeat(CLASSES)
-    history = {"iteration": [], "loss_d": [], "loss_g": [], "d_real": [], "d_fake": []}
-    start = 0
-    if state:
-        fixed_z, history, start = common.restore_training(
-            state, args.resume, {"generator": generator, "discriminator": discriminator,
-                                 "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_d": opt_d})
-        fixed_z = fixed_z.to(device)
-    if start >= args.iters:
-        raise common.UserError(f"the checkpoint is at iteration {start}; ask for more with --iters")
+    fixed_z = run.track({"generator": generator, "discriminator": discriminator,
+                         "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_d": opt_d}, fixed_z)
 
-    out = common.make_run_dir("cgan", args.out)
-    gif_frames = common.load_gif_frames(out / "progress.gif") if state else []
-    class_names = common.DATASETS[config["dataset"]]["classes"]
-    print(f"cgan: {config} on {device}, {len(train_images)} training images, writing to {out}")
-    running = common.RunningMeans(history, common.Progress(args.iters, start))
-    started = time.perf_counter()
+    def draw(count):        # the samples that are measured: labels spread evenly over classes
+        wanted = common.class_labels(count, None, device)
+        return draw_samples(ema_generator, wanted, config["z_dim"]), wanted
 
-    def save(iteration):
-        common.save_checkpoint({
-            "model": "cgan", "config": config, "iteration": iteration,
-            "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
-            "ema_generator": ema_generator.state_dict(), "opt_g": opt_g.state_dict(),
-            "opt_d": opt_d.state_dict(), "fixed_z": fixed_z, "history": history,
-            "rng": torch.get_rng_state()}, out / "checkpoint.pt")
-
-    for iteration in range(start + 1, args.iters + 1):
+    for iteration in run.iterations(lambda: ema_generator(fixed_z, grid_labels), draw=draw,
+                                    panels=[["loss_d", "loss_g"], ["d_real", "d_fake"]],
+                                    ncol=CLASSES):
         real, real_labels = common.sample_batch(train_images, args.batch_size, train_labels)
         z = torch.randn(args.batch_size, config["z_dim"], device=device)
         fake_labels = torch.randint(CLASSES, (args.batch_size,), device=device)  # y' uniform
         loss_d, loss_g, real_logits, fake_logits = train_step(
             generator, discriminator, opt_g, opt_d, real, real_labels, z, fake_labels)
         common.ema_update(ema_generator, generator, args.ema)
+        run.log(loss_d=loss_d, loss_g=loss_g, d_real=torch.sigmoid(real_logits).mean(),
+                d_fake=torch.sigmoid(fake_logits).mean())
 
-        running.add(iteration, loss_d=loss_d, loss_g=loss_g, d_real=torch.sigmoid(real_logits)
-                    .mean(), d_fake=torch.sigmoid(fake_logits).mean())
-        if iteration % args.sample_every == 0 or iteration == args.iters:
-            with torch.no_grad():
-                samples = ema_generator(fixed_z, grid_labels)
-            common.save_snapshot(out, iteration, samples, gif_frames, history, ncol=CLASSES,
-                                 panels=[["loss_d", "loss_g"], ["d_real", "d_fake"]])
-        if measure and (iteration % args.eval_every == 0 or iteration == args.iters):
-            wanted = common.class_labels(args.eval_samples, None, device)
-            quality = common.sample_quality(draw_samples(ema_generator, wanted, config["z_dim"]),
-                                            wanted, classifier=classifier, data_dir=args.data_dir)
-            common.record_quality(history, iteration, quality, out)
-        if iteration % args.checkpoint_every == 0 or iteration == args.iters:
-            save(iteration)
-
-    seconds = time.perf_counter() - started
-    common.save_labeled_grid(samples, class_names, out / "classes.png",
-                             title=f"one class per column, one latent z per row ({iteration} it)")
-    metrics = {"iterations": args.iters, "train_seconds_this_session": round(seconds, 1),
-               "final_loss_d": history["loss_d"][-1], "final_loss_g": history["loss_g"][-1]}
-    if measure:
-        metrics.update(quality)
-        if args.parzen:
-            samples = draw_samples(ema_generator, common.class_labels(10000, None, device),
-                                   config["z_dim"])
-            metrics.update(common.parzen_score(samples, args.data_dir))
-    else:
-        print(f"the quality numbers are for MNIST only: skipped for {config['dataset']}")
-    common.write_json(metrics, out / "metrics.json")
-    print(f"done in {common.format_seconds(seconds)}: {out / 'checkpoint.pt'}")
-    return out
+    with torch.no_grad():
+        common.save_labeled_grid(ema_generator(fixed_z, grid_labels),
+                                 common.DATASETS[config["dataset"]]["classes"],
+                                 run.out / "classes.png", title="one class per column, one "
+                                 f"latent z per row ({iteration} it)")
+    return run.finish()
 
 
 def generate(args):

@@ -1,17 +1,18 @@
-"""The shared toolbox of the project: data, devices, outputs, checkpoints.
+"""The shared toolbox: data, run plumbing, figures, checkpoints, the measuring classifier.
 
-Every script (gan.py, cgan.py, wgan.py, diffusion.py, adversarial.py) keeps its own algorithm and
-takes its plumbing from here, one small function per job:
+A student may skip this file: each script (gan.py, cgan.py, wgan.py, diffusion.py,
+adversarial.py) holds its own algorithm and takes from here only what every script does the same
+way. It imports no script.
 
     data         load_dataset, to_training_tensor, sample_batch
-    command line argument_parser, add_run_arguments, check_run_arguments, restore_training
-    run          pick_device, seed_everything, ema_update, Progress, RunningMeans, UserError,
-                 exit_on_user_error
-    outputs      make_run_dir, image_grid, pyplot, save_figure, save_grid, save_labeled_grid,
-                 save_gif, load_gif_frames, save_curves, save_snapshot, record_quality, write_json,
-                 save_samples, class_labels, save_class_samples
-    quality      sample_quality (FID, conditional accuracy, class entropy), parzen_score
-    checkpoints  save_checkpoint, load_checkpoint
+    run          argument_parser, add_run_arguments, check_run_arguments, pick_device,
+                 seed_everything, ema_update, Progress, TrainingRun, draw_samples, class_labels,
+                 save_samples, save_class_samples, UserError, exit_on_user_error
+    figures      image_grid, save_grid, save_labeled_grid, save_gif, save_curves, pyplot,
+                 save_figure, write_json (every file written whole or not at all)
+    checkpoints  save_checkpoint, load_checkpoint, load_weights
+    measurement  Classifier, load_classifier, sample_quality (FID, class entropy, conditional
+                 accuracy), parzen_score
 
 Datasets are read from their original files by our own code (no torchvision):
     MNIST, Fashion-MNIST   IDX files, gzipped or raw, in <data-dir>/mnist or <data-dir>/fashion
@@ -28,6 +29,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import pickle
 import random
@@ -39,10 +41,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn as nn
 
 
 class UserError(Exception):
-    """Bad input from the user (a flag, a file, a checkpoint): shown as one line, no traceback."""
+    """An error shown as one line with no traceback: bad input, or a run that cannot go on."""
 
 
 def exit_on_user_error(main):
@@ -103,10 +106,11 @@ def data_root(data_dir=None):
     return Path(data_dir or os.environ.get("DATA_DIR") or "data")
 
 
-def _md5(path):
-    digest = hashlib.md5()
+def file_digest(path, algorithm):
+    """The hex digest of a file: "md5" for the datasets' published sums, "sha256" for ours."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
+        while chunk := file.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
 
@@ -128,7 +132,7 @@ def _download(dataset, filename, folder):
             partial.unlink(missing_ok=True)
             continue
         expected = info["files"][filename.removesuffix(".gz")]
-        if _md5(partial) != expected:
+        if file_digest(partial, "md5") != expected:
             partial.unlink()
             raise UserError(f"{mirror}{filename} does not match its published MD5 {expected}")
         os.replace(partial, target)
@@ -271,11 +275,11 @@ def sample_batch(images, batch_size, labels=None):
 
 
 # ---------------------------------------------------------------------------------------------
-# Command line: the flags every generative script shares
+# Run plumbing: the command line, the device, and everything a training loop does besides learning
 
 def argument_parser(docstring, script_file):
-    """argparse with the docstring's first line as description, the defaults shown by --help,
-    and errors on one line ('gan.py: error: ...', exit status 2), like every other bad input."""
+    """argparse with the docstring's first line as description and the defaults in --help;
+    errors are one line ('gan.py: error: ...', exit status 2), like every other bad input."""
     parser = argparse.ArgumentParser(prog=Path(script_file).name,
                                      description=docstring.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -283,22 +287,28 @@ def argument_parser(docstring, script_file):
     return parser
 
 
-def add_run_arguments(parser, script, sample_every, eval_every, checkpoint_every):
-    """Data, device, seed, outputs, evaluation, checkpoints and the shared --generate mode."""
+def add_run_arguments(parser, script, sample_every, eval_every, checkpoint_every, minutes=0.0):
+    """The flags every generative script shares: data, device, seed, outputs, time budget,
+    evaluation, checkpoints, resume and the --generate mode."""
     parser.add_argument("--data-dir", help="data folder (default: $DATA_DIR, else ./data)")
-    parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of G (0: off)")
+    parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of the sampled "
+                                                                 "network's weights (0: off)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
     parser.add_argument("--out", help=f"run folder (default runs/{script}/<time>); with "
                                       "--generate, the .npz file to write")
+    parser.add_argument("--minutes", type=float, default=minutes,
+                        help="stop once training has taken this long, counted across --resume "
+                             "(0: no limit; sampling and evaluation are not counted)")
     parser.add_argument("--sample-every", type=int, default=sample_every, help="grid + GIF frame")
     parser.add_argument("--eval-every", type=int, default=eval_every,
                         help="FID and class entropy during training (MNIST only)")
     parser.add_argument("--eval-samples", type=int, default=10000, help="samples per evaluation")
     parser.add_argument("--parzen", action="store_true",
                         help="also the Parzen log-likelihood at the end (about a minute)")
-    parser.add_argument("--classifier", help="the MNIST classifier used for the quality numbers "
-                                             "(default: adversarial.py's, trained if missing)")
+    parser.add_argument("--classifier", help="another measuring classifier, for example one made "
+                                             "by adversarial.py --retrain (default: the "
+                                             "committed one)")
     parser.add_argument("--checkpoint-every", type=int, default=checkpoint_every)
     parser.add_argument("--resume", metavar="CKPT", help="continue the run of this checkpoint")
     parser.add_argument("--checkpoint", metavar="CKPT", help="generate from this checkpoint")
@@ -312,40 +322,11 @@ def check_run_arguments(parser, args, positive=()):
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if not 0 <= args.ema < 1:
         parser.error("--ema must be in [0, 1)")
+    if args.minutes < 0:
+        parser.error("--minutes must be >= 0")
     if args.generate is not None and (args.generate < 1 or not args.out):
         parser.error("--generate needs N >= 1 and --out FILE.npz")
 
-
-def start_run(args, model, config, device):
-    """The start every training script shares: with --resume, the checkpoint's own config wins
-    over the flags and the run continues in its folder; the MNIST classifier is loaded (or
-    trained) *before* seeding, because building it draws random numbers; then the seed.
-    Returns (config, checkpoint state or None, classifier or None for non-MNIST data)."""
-    state = None
-    if args.resume:
-        state = load_checkpoint(args.resume, model)
-        config = state["config"]
-        args.out = args.out or str(Path(args.resume).parent)
-    classifier = None
-    if config["dataset"] == "mnist":
-        classifier = quality_classifier(args.classifier, args.data_dir, device)
-    seed_everything(args.seed)
-    return config, state, classifier
-
-
-def restore_training(state, path, networks, optimizers):
-    """Put a checkpoint's weights into `networks` and `optimizers` (dicts: checkpoint key ->
-    object) and restore the random generator; returns (fixed_z, history, iteration)."""
-    for key, network in networks.items():
-        load_weights(network, state[key], path)
-    for key, optimizer in optimizers.items():
-        optimizer.load_state_dict(state[key])
-    torch.set_rng_state(state["rng"])
-    return state["fixed_z"], state["history"], state["iteration"]
-
-
-# ---------------------------------------------------------------------------------------------
-# Running: device, seed, progress
 
 def pick_device(name=None):
     """cuda, then mps, then cpu, unless --device names one."""
@@ -383,6 +364,7 @@ def ema_update(ema_model, model, decay):
 
 
 def format_seconds(seconds):
+    """1h02m or 3m07s."""
     seconds = int(seconds)
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 \
         else f"{seconds // 60}m{seconds % 60:02d}s"
@@ -415,34 +397,234 @@ class Progress:
               flush=True)
 
 
-class RunningMeans:
-    """Sums the logged numbers of each iteration (as tensors: no sync with the device) and, every
-    `every` iterations, appends their means to `history` and prints the progress line."""
+class TrainingRun:
+    """Everything a training loop does besides learning, done one way for every script:
 
-    def __init__(self, history, progress, every=100):
-        self.history, self.progress, self.every = history, progress, every
-        self.sums, self.count = None, 0
+        run = common.TrainingRun(args, "gan", config)      # --resume: its config, folder, clock
+        fixed_z = run.track(networks, optimizers, fixed_z)  # what a checkpoint holds
+        for iteration in run.iterations(snapshot, panels, draw):
+            ...one training step...
+            run.log(loss_d=loss_d, loss_g=loss_g)
+        run.finish()
 
-    def add(self, iteration, flush=False, **values):
-        """Add one iteration's numbers; flush=True logs now (the last iteration, an evaluation)."""
+    After each step it keeps the running means of the logged numbers (the loss curves) and
+    stops the run at the first one that is not finite; at its intervals it draws the snapshot
+    (a grid and a GIF frame), measures the samples of `draw` (MNIST), and writes the
+    checkpoint; it stops at --iters or once training has taken --minutes, a budget that a
+    resumed run continues. finish() writes metrics.json.
+    """
+
+    def __init__(self, args, model, config):
+        self.args, self.model = args, model
+        self.device = pick_device(args.device)
+        self.state = None
+        if args.resume:   # the checkpoint's own config wins over the flags
+            self.state = load_checkpoint(args.resume, model)
+            config = self.state["config"]
+            args.out = args.out or str(Path(args.resume).parent)
+        self.config = config
+        # The classifier is loaded before seeding: building a network draws random numbers.
+        self.classifier = (load_classifier(args.classifier, self.device)
+                           if config["dataset"] == "mnist" else None)
+        seed_everything(args.seed)
+        self.start = self.state["iteration"] if self.state else 0
+        self.train_seconds = self.state["train_seconds"] if self.state else 0.0
+        self.history = self.state["history"] if self.state else {"iteration": []}
+        if self.start >= args.iters:
+            raise UserError(f"the checkpoint is at iteration {self.start}; "
+                            f"ask for more with --iters")
+        if args.minutes and self.train_seconds >= args.minutes * 60:
+            raise UserError(f"the checkpoint has trained for {self.train_seconds / 60:.2f} "
+                            f"minutes already; ask for more with --minutes")
+        self.iteration, self.sums, self.count = self.start, None, 0
+        self.quality, self.saved = None, None
+
+    def track(self, networks, optimizers, fixed_input):
+        """Name what a checkpoint holds (dicts: key -> network or optimizer) and the fixed input
+        of the snapshots; on --resume, load them and the random state. Returns the fixed input."""
+        self.networks, self.optimizers = networks, optimizers
+        self.fixed_input = fixed_input
+        if self.state:
+            for key, network in networks.items():
+                load_weights(network, self.state[key], self.args.resume)
+            for key, optimizer in optimizers.items():
+                optimizer.load_state_dict(self.state[key])
+            torch.set_rng_state(self.state["rng"])
+            self.fixed_input = self.state["fixed_input"].to(self.device)
+        self.out = make_run_dir(self.model, self.args.out)
+        self.gif_frames = load_gif_frames(self.out / "progress.gif") if self.state else []
+        return self.fixed_input
+
+    def iterations(self, snapshot, panels, draw=None, also_measure=None, ncol=8, log_every=100):
+        """Yield the iteration numbers; the code between two yields is the training step, and
+        only its time counts against --minutes. snapshot() -> the images of a grid;
+        draw(count) -> (images, labels or None) for the quality numbers; also_measure() -> more
+        numbers to record at each evaluation; panels: the logged keys of each curve subplot."""
+        args, self.draw, self.log_every = self.args, draw, log_every
+        self.progress = Progress(args.iters, self.start, every=5 * log_every,
+                                 time_limit=args.minutes * 60, clock=lambda: self.train_seconds)
+        print(f"{self.model}: {self.config} on {self.device}, writing to {self.out}")
+        self.wall_started = time.perf_counter()
+        for iteration in range(self.start + 1, args.iters + 1):
+            self.iteration = iteration
+            step_started = time.perf_counter()
+            yield iteration
+            self.train_seconds += time.perf_counter() - step_started
+
+            out_of_time = args.minutes and self.train_seconds >= args.minutes * 60
+            last = out_of_time or iteration == args.iters
+            if iteration % log_every == 0 or last:
+                self._flush_log(last)
+            sample = iteration % args.sample_every == 0 or last
+            evaluate = self.classifier is not None and (iteration % args.eval_every == 0 or last)
+            save = iteration % args.checkpoint_every == 0 or last
+            if sample or evaluate or save:
+                self._check_weights()              # nothing is drawn from non-finite weights
+            if sample:
+                with torch.no_grad():
+                    self._save_snapshot(snapshot(), panels, ncol)
+            if evaluate:
+                self._evaluate(also_measure)
+            if save:
+                self._save_checkpoint()
+            if out_of_time:
+                print(f"stopped at iteration {iteration} after --minutes {args.minutes} of "
+                      f"training")
+                return
+
+    def log(self, **values):
+        """The numbers of this step (tensors: kept on the device, summed for the running means).
+        A value that is not finite ends the run: training has diverged."""
         with torch.no_grad():
             stacked = torch.stack([torch.as_tensor(value).detach().float()
                                    for value in values.values()])
+        if not torch.isfinite(stacked).all():
+            bad = [key for key, value in zip(values, stacked.tolist()) if not math.isfinite(value)]
+            self._diverged(f"{bad[0]} is {values[bad[0]]:.4g}")
+        self.keys = list(values)
         self.sums = stacked if self.sums is None else self.sums + stacked
         self.count += 1
-        if iteration % self.every and iteration != self.progress.total and not flush:
-            return
-        means = dict(zip(values, (self.sums / self.count).tolist()))
+
+    def finish(self, **metrics):
+        """metrics.json: iterations, training time, the last logged means, the last quality
+        numbers (and with --parzen the Parzen estimate), and the script's own `metrics`."""
+        wall_seconds = time.perf_counter() - self.wall_started
+        result = {"iterations": self.iteration, "train_seconds": round(self.train_seconds, 1),
+                  "wall_seconds_this_run": round(wall_seconds, 1),
+                  **{f"final_{key}": self.history[key][-1] for key in self.keys}, **metrics}
+        if self.classifier is not None:
+            result.update(self.quality, classifier_sha256=self.classifier.sha256)
+            if self.args.parzen:
+                images, _ = self.draw(10000)
+                result.update(parzen_score(images, self.args.data_dir))
+                print(f"Parzen log-likelihood {result['parzen_log_likelihood']:.1f} +- "
+                      f"{result['parzen_standard_error']:.1f} "
+                      f"(sigma {result['parzen_sigma']:.3f})")
+        else:
+            print(f"the quality numbers are for MNIST only: skipped for {self.config['dataset']}")
+        write_json(result, self.out / "metrics.json")
+        print(f"done: {self.iteration} iterations, {format_seconds(self.train_seconds)} of "
+              f"training, {self.out / 'checkpoint.pt'}")
+        return self.out
+
+    def _flush_log(self, last):
+        """Append the running means to the history and print the progress line."""
+        means = dict(zip(self.keys, (self.sums / self.count).tolist()))
         self.sums, self.count = None, 0
-        self.history["iteration"].append(iteration)
+        self.history["iteration"].append(self.iteration)
+        self.history.setdefault("train_minutes", []).append(round(self.train_seconds / 60, 3))
         for key, value in means.items():
-            self.history[key].append(value)
-        self.progress.update(iteration, last=flush, **means)
+            self.history.setdefault(key, []).append(value)
+        self.progress.update(self.iteration, last=last, **means)
+
+    def _check_weights(self):
+        for name, network in self.networks.items():
+            if not all(torch.isfinite(p).all() for p in network.parameters()):
+                self._diverged(f"the weights of {name} are not finite")
+
+    def _diverged(self, what):
+        saved = (f"the last good checkpoint is {self.saved[0]} (iteration {self.saved[1]}), "
+                 f"left as it was" if self.saved else "no checkpoint was written before it")
+        raise UserError(f"training diverged at iteration {self.iteration}: {what}; {saved}. "
+                        f"Try a lower --lr.")
+
+    def _save_snapshot(self, images, panels, ncol):
+        """A grid PNG, one more GIF frame, and the loss curves."""
+        self.gif_frames.append(image_grid(images, ncol=ncol))
+        save_grid(images, self.out / f"samples_{self.iteration:07d}.png", ncol=ncol)
+        save_gif(self.gif_frames, self.out / "progress.gif")
+        if self.history["iteration"]:   # once the first running means are logged
+            save_curves(self.history, self.out / "curves.png", panels=panels)
+
+    def _evaluate(self, also_measure):
+        """The quality numbers of draw(--eval-samples), recorded, printed and plotted."""
+        images, labels = self.draw(self.args.eval_samples)
+        quality = sample_quality(images, labels, self.classifier, self.args.data_dir)
+        if also_measure:
+            quality.update(also_measure())
+        self.history.setdefault("eval_train_minutes", []).append(
+            round(self.train_seconds / 60, 3))
+        record_quality(self.history, self.iteration, quality, self.out)
+        self.quality = quality
+
+    def _save_checkpoint(self):
+        path = self.out / "checkpoint.pt"
+        save_checkpoint({
+            "model": self.model, "config": self.config, "iteration": self.iteration,
+            "train_seconds": self.train_seconds, "history": self.history,
+            "fixed_input": self.fixed_input, "rng": torch.get_rng_state(),
+            **{key: network.state_dict() for key, network in self.networks.items()},
+            **{key: optimizer.state_dict() for key, optimizer in self.optimizers.items()}}, path)
+        self.saved = (path, self.iteration)
+
+
+@torch.no_grad()
+def draw_samples(generator, count, z_dim, device, chunk=1000):
+    """count samples G(z), z ~ N(0, I), in chunks (eval mode: batch norm uses its averages)."""
+    generator.eval()
+    return torch.cat([generator(torch.randn(min(chunk, count - start), z_dim, device=device))
+                      for start in range(0, count, chunk)])
+
+
+def class_labels(count, wanted_class, device, classes=10):
+    """count labels spread evenly over the classes (0 1 ... 9 0 1 ...), or all wanted_class."""
+    if wanted_class is None:
+        return torch.arange(count, device=device) % classes
+    return torch.full((count,), wanted_class, device=device)
+
+
+def save_samples(images, path, labels=None, ncol=None):
+    """The shared --generate output: FILE.npz with `images` (float32 N x C x H x W in [0, 1]) and
+    `labels` (int64) for conditional models, plus FILE.png, a grid of the first 100."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise UserError(f"--out {path}: the samples file must end in .npz")
+    arrays = {"images": ((images.detach().float().cpu().clamp(-1, 1) + 1) / 2).numpy()}
+    if labels is not None:
+        arrays["labels"] = labels.detach().cpu().to(torch.int64).numpy()
+    with atomic_path(path) as temporary:
+        np.savez(temporary, **arrays)
+    save_grid(images[:100], path.with_suffix(".png"), ncol=ncol)
+
+
+def save_class_samples(images, labels, args, wanted_class, class_name):
+    """The shared output of a conditional model's generate mode: with --generate, FILE.npz with
+    labels (and a grid beside it); else a 10-column grid of one class, to --out FILE.png or to
+    class_<k>.png beside the checkpoint."""
+    if args.generate:
+        save_samples(images, args.out, labels, ncol=10)
+        print(f"wrote {len(images)} samples with labels to {args.out}")
+        return
+    out = Path(args.out or Path(args.checkpoint).parent / f"class_{wanted_class}.png")
+    if out.suffix != ".png":
+        raise UserError(f"--out {out}: a class grid is written as a .png file")
+    save_grid(images, out, ncol=10)
+    print(f"wrote {len(images)} samples of class {wanted_class} ({class_name}) to {out}")
 
 
 # ---------------------------------------------------------------------------------------------
-# Outputs: every file is written to a temporary name first, then renamed into place, so an
-# interrupted run never leaves a half-written grid, GIF, JSON or checkpoint behind.
+# Figures and other outputs: every file is written to a temporary name first, then renamed into
+# place, so an interrupted run never leaves a half-written grid, GIF, JSON or checkpoint behind.
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -479,26 +661,29 @@ def image_grid(images, ncol=None):
     return grid
 
 
-def pyplot():
-    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def save_figure(figure, path, dpi=100):
-    """Lay out, write atomically as PNG, and close a matplotlib figure."""
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=dpi, format="png")
-    pyplot().close(figure)
-
-
 def save_grid(images, path, ncol=None):
+    """image_grid as a PNG file."""
     from PIL import Image
     with atomic_path(path) as temporary:
         Image.fromarray(image_grid(images, ncol)).save(temporary, format="PNG")
+
+
+def save_labeled_grid(images, column_titles, path, title=None, row_titles=None):
+    """A grid whose columns are named (class names under a class-per-column grid), and its rows
+    too if row_titles are given."""
+    grid = image_grid(images, ncol=len(column_titles))
+    figure, axis = pyplot().subplots(figsize=(grid.shape[1] / 40 + (1.2 if row_titles else 0.5),
+                                              grid.shape[0] / 40 + 0.8))
+    axis.imshow(grid)
+    cell = (grid.shape[1] - 2) / len(column_titles)
+    axis.set_xticks([2 + cell * (i + 0.5) for i in range(len(column_titles))], column_titles,
+                    rotation=45 if max(map(len, column_titles)) > 2 else 0, fontsize=7)
+    row_cell = (grid.shape[0] - 2) / len(row_titles or [None])
+    axis.set_yticks([2 + row_cell * (i + 0.5) for i in range(len(row_titles or []))],
+                    row_titles or [], fontsize=7)
+    if title:
+        axis.set_title(title, fontsize=9)
+    save_figure(figure, path)
 
 
 def save_gif(frames, path, seconds_per_frame=0.25):
@@ -533,98 +718,38 @@ def save_curves(history, path, panels, x_key="iteration"):
     save_figure(figure, path)
 
 
-def save_labeled_grid(images, column_titles, path, title=None, row_titles=None):
-    """A grid whose columns are named (class names under a class-per-column grid), and its rows
-    too if row_titles are given."""
-    grid = image_grid(images, ncol=len(column_titles))
-    figure, axis = pyplot().subplots(figsize=(grid.shape[1] / 40 + (1.2 if row_titles else 0.5),
-                                              grid.shape[0] / 40 + 0.8))
-    axis.imshow(grid)
-    cell = (grid.shape[1] - 2) / len(column_titles)
-    axis.set_xticks([2 + cell * (i + 0.5) for i in range(len(column_titles))], column_titles,
-                    rotation=45 if max(map(len, column_titles)) > 2 else 0, fontsize=7)
-    row_cell = (grid.shape[0] - 2) / len(row_titles or [None])
-    axis.set_yticks([2 + row_cell * (i + 0.5) for i in range(len(row_titles or []))],
-                    row_titles or [], fontsize=7)
-    if title:
-        axis.set_title(title, fontsize=9)
-    save_figure(figure, path)
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
 
 
-def save_snapshot(out, iteration, samples, gif_frames, history, panels, ncol=8):
-    """The outputs of a sampling point: a grid PNG, one more GIF frame, the loss curves."""
-    gif_frames.append(image_grid(samples, ncol=ncol))
-    save_grid(samples, out / f"samples_{iteration:07d}.png", ncol=ncol)
-    save_gif(gif_frames, out / "progress.gif")
-    save_curves(history, out / "curves.png", panels=panels)
-
-
-def record_quality(history, iteration, quality, out, extra=()):
-    """Append one evaluation to the history, print it, and redraw quality.png. `extra` names
-    more numbers in `quality` to plot (a history resumed from before they existed gets NaN)."""
-    keys = ["fid", "class_entropy"] + (["conditional_accuracy"] if "conditional_accuracy" in
-                                       quality else []) + list(extra)
-    history.setdefault("eval_iteration", []).append(iteration)
-    for key in keys:
-        values = history.setdefault(f"eval_{key}", [])
-        values += [float("nan")] * (len(history["eval_iteration"]) - 1 - len(values))
-        values.append(quality[key])
-    accuracy = (f"conditional accuracy {quality['conditional_accuracy']:.2%}, "
-                if "conditional_accuracy" in quality else "")
-    print(f"it {iteration:>7d} quality ({quality['n']} samples): {accuracy}FID {quality['fid']:.2f}"
-          f", class entropy {quality['class_entropy']:.3f} (log 10 = 2.303), "
-          f"classes {quality['class_histogram']}")
-    save_curves(history, out / "quality.png", x_key="eval_iteration",
-                panels=[[f"eval_{key}"] for key in keys])
+def save_figure(figure, path, dpi=100):
+    """Lay out, write atomically as PNG, and close a matplotlib figure."""
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=dpi, format="png")
+    pyplot().close(figure)
 
 
 def write_json(data, path):
+    """data as indented JSON."""
     with atomic_path(path) as temporary:
         temporary.write_text(json.dumps(data, indent=2) + "\n")
-
-
-def save_samples(images, path, labels=None, ncol=None):
-    """The shared --generate output: FILE.npz with `images` (float32 N x C x H x W in [0, 1]) and
-    `labels` (int64) for conditional models, plus FILE.png, a grid of the first 100."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        raise UserError(f"--out {path}: the samples file must end in .npz")
-    arrays = {"images": ((images.detach().float().cpu().clamp(-1, 1) + 1) / 2).numpy()}
-    if labels is not None:
-        arrays["labels"] = labels.detach().cpu().to(torch.int64).numpy()
-    with atomic_path(path) as temporary:
-        np.savez(temporary, **arrays)
-    save_grid(images[:100], path.with_suffix(".png"), ncol=ncol)
-
-
-def class_labels(count, wanted_class, device, classes=10):
-    """count labels spread evenly over the classes (0 1 ... 9 0 1 ...), or all wanted_class."""
-    if wanted_class is None:
-        return torch.arange(count, device=device) % classes
-    return torch.full((count,), wanted_class, device=device)
-
-
-def save_class_samples(images, labels, args, wanted_class, class_name):
-    """The shared output of a conditional model's generate mode: with --generate, FILE.npz with
-    labels (and a grid beside it); else a 10-column grid of one class, to --out FILE.png or to
-    class_<k>.png beside the checkpoint."""
-    if args.generate:
-        save_samples(images, args.out, labels, ncol=10)
-        print(f"wrote {len(images)} samples with labels to {args.out}")
-        return
-    out = Path(args.out or Path(args.checkpoint).parent / f"class_{wanted_class}.png")
-    if out.suffix != ".png":
-        raise UserError(f"--out {out}: a class grid is written as a .png file")
-    save_grid(images, out, ncol=10)
-    print(f"wrote {len(images)} samples of class {wanted_class} ({class_name}) to {out}")
 
 
 # ---------------------------------------------------------------------------------------------
 # Checkpoints: plain dicts of tensors and numbers, so torch.load(weights_only=True) can read them.
 
+CHECKPOINT_FORMAT = 2   # raised whenever a change makes older checkpoints unreadable
+
+
 def save_checkpoint(state, path):
+    """torch.save of the dict `state` (with "model" and "config"), atomically."""
     with atomic_path(path) as temporary:
-        torch.save(state, temporary)
+        torch.save({**state, "format": CHECKPOINT_FORMAT}, temporary)
 
 
 def load_checkpoint(path, model):
@@ -640,6 +765,8 @@ def load_checkpoint(path, model):
         raise UserError(f"{path}: not a checkpoint of this project")
     if state["model"] != model:
         raise UserError(f"{path} is a checkpoint of {state['model']}.py, not {model}.py")
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path} was written by an older version of {model}.py: train it again")
     return state
 
 
@@ -653,7 +780,11 @@ def load_weights(network, weights, path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Sample quality, measured with the MNIST classifier of adversarial.py (trained once, cached).
+# Measurement: one MNIST classifier, committed with the code, is the yardstick of every model.
+#
+# Its weights lie in weights/mnist_classifier.pt and are checked against CLASSIFIER_SHA256 when
+# loaded, so the same samples get the same numbers on every machine. adversarial.py --retrain
+# rebuilds it (and is also the script that attacks it).
 #
 # FID (Heusel et al. 2017) compares two sets through the Gaussians N(mu, S) fitted to their
 # features; here the features are the classifier's penultimate layer, not Inception's:
@@ -661,7 +792,47 @@ def load_weights(network, weights, path):
 # It is 0 for identical statistics and grows with both a shift of the mean (quality) and a
 # mismatch of the spread (diversity). It falls as N grows, so every FID says its N.
 
-_CACHE = {}   # loaded classifiers, and the test-set feature Gaussian of each, computed once
+CLASSIFIER_PATH = Path(__file__).resolve().parent / "weights" / "mnist_classifier.pt"
+CLASSIFIER_SHA256 = "d0cdd584d658178305976aff7284486df13ac74504c99485dbaf0276d7450c79"
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+class Classifier(nn.Module):
+    """Two conv blocks and a dense head; takes pixels in [0, 1]. About 420k parameters."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),    # (B, 32, 14, 14)
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # (B, 64, 7, 7)
+            nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU())           # (B, 128)
+        self.head = nn.Sequential(nn.Dropout(0.25), nn.Linear(128, 10))   # (B, 10) logits
+
+    def features(self, images):
+        """The penultimate layer, (B, 128): the space in which FID compares image sets."""
+        return self.conv((images - MNIST_MEAN) / MNIST_STD)
+
+    def forward(self, images):
+        return self.head(self.features(images))
+
+
+def load_classifier(path=None, device="cpu"):
+    """The measuring classifier, frozen, with its file's SHA-256 as `.sha256`: the committed one
+    (checked against CLASSIFIER_SHA256), or the file at `path` (--classifier)."""
+    path = Path(path or CLASSIFIER_PATH)
+    rebuild = ("restore it with `git checkout -- weights/mnist_classifier.pt`, or rebuild it "
+               "with `python adversarial.py --retrain`")
+    if not path.is_file():
+        raise UserError(f"the measuring classifier {path} is missing: {rebuild}")
+    digest = file_digest(path, "sha256")
+    if path == CLASSIFIER_PATH and digest != CLASSIFIER_SHA256:
+        raise UserError(f"{path} has SHA-256 {digest[:16]}..., not the committed "
+                        f"{CLASSIFIER_SHA256[:16]}... (altered or damaged): {rebuild}")
+    state = load_checkpoint(path, "adversarial")
+    classifier = Classifier()
+    load_weights(classifier, state["classifier"], path)
+    classifier.sha256 = digest
+    return classifier.to(device).eval().requires_grad_(False)
 
 
 def frechet_distance(mu_1, sigma_1, mu_2, sigma_2):
@@ -702,35 +873,44 @@ def _classify(classifier, images_01, batch_size=1000):
     return torch.cat(features), torch.cat(predictions)
 
 
-def quality_classifier(path=None, data_dir=None, device="cpu"):
-    """The MNIST classifier of adversarial.py, loaded (or trained) once per process."""
-    import adversarial   # the classifier's own script; imported here, as it imports this module
-    path = Path(path or adversarial.CLASSIFIER_PATH)
-    if ("classifier", str(path)) not in _CACHE:
-        _CACHE["classifier", str(path)] = adversarial.load_classifier(path, data_dir, device)
-    return _CACHE["classifier", str(path)]
+_TEST_GAUSSIANS = {}   # (classifier, data folder) -> the feature Gaussian of the MNIST test set
 
 
-def sample_quality(images, labels=None, classifier=None, data_dir=None):
+def sample_quality(images, labels, classifier, data_dir=None):
     """FID, conditional accuracy (when `labels` says what each image should be), the predicted-
     class histogram and its entropy, for MNIST-shaped images in [-1, 1]."""
     if tuple(images.shape[1:]) != (1, 28, 28):
         raise UserError(f"the quality numbers are for MNIST-shaped images, not {images.shape[1:]}")
-    classifier = classifier or quality_classifier(data_dir=data_dir)
     device = next(classifier.parameters()).device
-    key = ("reference", id(classifier), str(data_root(data_dir)))
-    if key not in _CACHE:   # the classifier is held in the cache too, so its id stays unique
+    key = (id(classifier), str(data_root(data_dir)))
+    if key not in _TEST_GAUSSIANS:   # the classifier is kept too, so that its id stays unique
         test_images, _ = load_dataset("mnist", train=False, data_dir=data_dir)
         test_features, _ = _classify(classifier, torch.from_numpy(test_images).float().div(255)
                                      .to(device))
-        _CACHE[key] = (classifier, *_gaussian(test_features))
+        _TEST_GAUSSIANS[key] = (classifier, *_gaussian(test_features))
     features, predictions = _classify(classifier, ((images.to(device) + 1) / 2).clamp(0, 1))
     histogram = torch.bincount(predictions.cpu(), minlength=10).tolist()
-    result = {"n": len(images), "fid": frechet_distance(*_gaussian(features), *_CACHE[key][1:]),
+    result = {"n": len(images),
+              "fid": frechet_distance(*_gaussian(features), *_TEST_GAUSSIANS[key][1:]),
               "class_histogram": histogram, "class_entropy": class_entropy(histogram)}
     if labels is not None:
         result["conditional_accuracy"] = (predictions.cpu() == labels.cpu()).float().mean().item()
     return result
+
+
+def record_quality(history, iteration, quality, out):
+    """Append one evaluation (every float in `quality`) to the history as eval_<key>, print it,
+    and redraw quality.png."""
+    keys = [key for key, value in quality.items() if isinstance(value, float)]
+    history.setdefault("eval_iteration", []).append(iteration)
+    for key in keys:
+        history.setdefault(f"eval_{key}", []).append(quality[key])
+    shown = ", ".join(f"{key.replace('_', ' ')} {quality[key]:.{2 if key == 'fid' else 3}f}"
+                      for key in keys)
+    print(f"it {iteration:>7d} quality ({quality['n']} samples): {shown} (class entropy of "
+          f"ten equal classes: log 10 = 2.303), classes {quality['class_histogram']}")
+    save_curves(history, out / "quality.png", x_key="eval_iteration",
+                panels=[[f"eval_{key}"] for key in keys])
 
 
 # Parzen-window log-likelihood, the protocol of Goodfellow et al. (2014, section 5): fit a

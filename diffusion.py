@@ -39,16 +39,16 @@ p_uncond = 0.1, so the one network learns both eps(x_t, c) and eps(x_t). At samp
 pushes each step further in the direction that makes the image more like class c. w = 0 is the
 plain conditional model; larger w gives more typical, less varied digits (the guidance figure).
 
-The U-Net (0.99M parameters: small enough to train on a laptop CPU in minutes): 28x28 with 32
+The U-Net (about a million parameters: small enough to train on a laptop CPU): 28x28 with 32
 channels -> 14x14, 64 -> 7x7, 128 (two blocks, where a 3x3 convolution sees the whole digit) ->
 back up, each level joined with the skip connection of its size. Each residual block is
 GroupNorm -> SiLU -> conv, twice. The time t (sinusoidal features) and the class (one-hot, 11
 slots: ten digits and "no class") are joined and passed through a small MLP, and every block
-turns that embedding into a scale and a shift of its normalized features. (A probe reported in
-issue #7, with the class added only as a bias per channel, drew digits but ignored the label.)
+turns that embedding into a scale and a shift of its normalized features: the class can then
+change what each feature means, not only add a constant to it, which a bias per channel would.
 No self-attention: at 7x7 the convolutions already cover the image.
 
-    python diffusion.py                                             # train on MNIST (~20 min)
+    python diffusion.py                                             # train on MNIST
     python diffusion.py --checkpoint runs/diffusion/X/checkpoint.pt --digit 3 --out threes.png
     python diffusion.py --checkpoint CKPT --generate 1000 --out s.npz --sampler ddpm
 """
@@ -74,20 +74,17 @@ def parse_args(argv=None):
                         help="betas linear from 1e-4 to 0.02, or the cosine alpha_bar")
     parser.add_argument("--channels", type=int, default=32, help="U-Net width at full size")
     parser.add_argument("--iters", type=int, default=7000,
-                        help="training steps (7000: about 20 minutes on 2 CPU cores)")
-    parser.add_argument("--minutes", type=float, default=0, help="stop after this much training "
-                                                                  "time (0: no limit)")
+                        help="training steps")
     parser.add_argument("--batch-size", type=int, default=64,
-                        help="64: its activations stay in the CPU cache (0.17 s a step where 128 "
-                             "takes 0.46 s, measured)")
+                        help="small enough that a step's activations stay in the CPU cache")
     parser.add_argument("--lr", type=float, default=5e-4, help="AdamW learning rate")
     parser.add_argument("--p-uncond", type=float, default=0.1,
                         help="probability of dropping the label to 'no class' in training")
     parser.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps")
     parser.add_argument("--guidance", type=float, default=1.0,
-                        help="classifier-free guidance w (1: 99.8%% of samples the asked digit "
-                             "at FID 32.5 in our 20-minute run; 2: 99.9%% at FID 66.6)")
+                        help="classifier-free guidance w: 0 is the plain conditional model; a "
+                             "larger w gives more typical, less varied samples")
     parser.add_argument("--digit", type=int, metavar="D",
                         help="with --checkpoint: only class D, a 10x10 grid to --out FILE.png, "
                              "or N samples with --generate")
@@ -103,8 +100,8 @@ def parse_args(argv=None):
         parser.error(f"--steps {args.steps}: at most --timesteps ({args.timesteps})")
     if not 0 <= args.p_uncond <= 1:
         parser.error("--p-uncond must be in [0, 1]")
-    if args.guidance < 0 or args.minutes < 0:
-        parser.error("--guidance and --minutes must be >= 0")
+    if args.guidance < 0:
+        parser.error("--guidance must be >= 0")
     if args.channels % 8:
         parser.error("--channels must be a multiple of 8 (GroupNorm uses 8 groups)")
     if args.digit is not None and not 0 <= args.digit < CLASSES:
@@ -319,8 +316,7 @@ def sample(model, schedule, x_T, labels, guidance=1.0, sampler="ddim", steps=50,
 
 def draw_samples(model, schedule, labels, image_shape, chunk=100, **sampling):
     """Samples for many labels, `chunk` at a time (eval mode, fresh noise). Small chunks keep
-    the activations in the CPU cache (measured: one guided U-Net pass took 2.2 ms per image in
-    chunks of 100, 7.8 ms in chunks of 500)."""
+    the activations in the CPU cache, which makes each image faster than in large chunks."""
     model.eval()
     return torch.cat([sample(model, schedule, torch.randn(len(part), *image_shape,
                                                           device=part.device), part, **sampling)
@@ -363,18 +359,16 @@ def build_model(config):
 
 
 def train(args):
-    device = common.pick_device(args.device)
     config = {"dataset": args.dataset, "timesteps": args.timesteps, "schedule": args.schedule,
               "channels": args.channels, "p_uncond": args.p_uncond,
               "image_shape": list(common.DATASETS[args.dataset]["shape"])}
-    config, state, classifier = common.start_run(args, "diffusion", config, device)
-    measure = classifier is not None   # the quality numbers are for MNIST only
-
+    run = common.TrainingRun(args, "diffusion", config)   # with --resume, the checkpoint's config
+    config, device = run.config, run.device
     images, labels = common.load_dataset(config["dataset"], train=True, data_dir=args.data_dir)
     train_images = common.to_training_tensor(images, device)   # (N, C, H, W) in [-1, 1]
     train_labels = torch.from_numpy(labels).to(device)          # (N,)
     schedule = NoiseSchedule(config["timesteps"], config["schedule"], device)
-    # channels-last memory layout: a training step ran 8-20% faster with it here (measured)
+    # channels-last memory layout: the convolutions of a training step run faster with it on a CPU
     model = build_model(config).to(device, memory_format=torch.channels_last)
     ema_model = copy.deepcopy(model).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), args.lr, fused=True)
@@ -382,80 +376,27 @@ def train(args):
     # so every frame shows the same samples as the model learns.
     fixed_noise = torch.randn(CLASSES * CLASSES, *config["image_shape"], device=device)
     grid_labels = torch.arange(CLASSES, device=device).repeat(CLASSES)
-    history = {"iteration": [], "loss": []}
-    start = 0
-    if state:
-        fixed_noise, history, start = common.restore_training(
-            state, args.resume, {"unet": model, "ema_model": ema_model}, {"optimizer": optimizer})
-        fixed_noise = fixed_noise.to(device)
-    if start >= args.iters:
-        raise common.UserError(f"the checkpoint is at iteration {start}; ask for more with --iters")
-
-    out = common.make_run_dir("diffusion", args.out)
-    gif_frames = common.load_gif_frames(out / "progress.gif") if state else []
-    class_names = common.DATASETS[config["dataset"]]["classes"]
-    parameters = sum(p.numel() for p in model.parameters())
-    print(f"diffusion: {config}, U-Net of {parameters:,} parameters on {device}, "
-          f"{len(train_images)} training images, writing to {out}")
+    fixed_noise = run.track({"unet": model, "ema_model": ema_model}, {"optimizer": optimizer},
+                            fixed_noise)
     sampling = {"guidance": args.guidance, "sampler": "ddim", "steps": args.steps}
-    train_seconds = history.get("train_seconds", [0])[-1] if state else 0.0
-    running = common.RunningMeans(history, common.Progress(
-        args.iters, start, time_limit=args.minutes * 60, clock=lambda: train_seconds))
 
-    def save(iteration):
-        common.save_checkpoint({
-            "model": "diffusion", "config": config, "iteration": iteration,
-            "unet": model.state_dict(), "ema_model": ema_model.state_dict(),
-            "optimizer": optimizer.state_dict(), "fixed_z": fixed_noise, "history": history,
-            "rng": torch.get_rng_state()}, out / "checkpoint.pt")
+    def draw(count):        # the samples that are measured: labels spread evenly over classes
+        wanted = common.class_labels(count, None, device)
+        return draw_samples(ema_model, schedule, wanted, config["image_shape"], **sampling), wanted
 
-    for iteration in range(start + 1, args.iters + 1):
-        step_started = time.perf_counter()
+    for iteration in run.iterations(
+            lambda: sample(ema_model, schedule, fixed_noise, grid_labels, **sampling),
+            draw=draw, panels=[["loss"]], ncol=CLASSES):
         x0, labels = common.sample_batch(train_images, args.batch_size, train_labels)
         loss = train_step(model, optimizer, schedule, x0, labels, config["p_uncond"])
         # EMA with a warm-up, decay min(ema, (1 + i) / (10 + i)): a short run is not dominated
         # by the random initial weights
         common.ema_update(ema_model, model, min(args.ema, (1 + iteration) / (10 + iteration)))
-        train_seconds += time.perf_counter() - step_started
+        run.log(loss=loss)
 
-        out_of_time = args.minutes and train_seconds >= args.minutes * 60
-        last = out_of_time or iteration == args.iters
-        running.add(iteration, flush=last, loss=loss)
-        if iteration % args.sample_every == 0 or last:
-            samples = sample(ema_model, schedule, fixed_noise, grid_labels, **sampling)
-            common.save_snapshot(out, iteration, samples, gif_frames, history, ncol=CLASSES,
-                                 panels=[["loss"]])
-        if measure and (iteration % args.eval_every == 0 or last):
-            wanted = common.class_labels(args.eval_samples, None, device)
-            quality = common.sample_quality(
-                draw_samples(ema_model, schedule, wanted, config["image_shape"], **sampling),
-                wanted, classifier=classifier, data_dir=args.data_dir)
-            history.setdefault("eval_train_minutes", []).append(round(train_seconds / 60, 2))
-            common.record_quality(history, iteration, quality, out)
-        if iteration % args.checkpoint_every == 0 or last:
-            history["train_seconds"] = [train_seconds]
-            save(iteration)
-        if out_of_time:
-            print(f"stopped at iteration {iteration} after --minutes {args.minutes}")
-            break
-
-    save_figures(ema_model, schedule, out, class_names, config["image_shape"], args.guidance,
-                 device)
-    metrics = {"iterations": iteration, "train_seconds": round(train_seconds, 1),
-               "parameters": parameters, "final_loss": history["loss"][-1],
-               "sampling": sampling}
-    if measure:
-        metrics.update(quality)
-        if args.parzen:
-            wanted = common.class_labels(10000, None, device)
-            metrics.update(common.parzen_score(draw_samples(
-                ema_model, schedule, wanted, config["image_shape"], **sampling), args.data_dir))
-    else:
-        print(f"the quality numbers are for MNIST only: skipped for {config['dataset']}")
-    common.write_json(metrics, out / "metrics.json")
-    print(f"done: {iteration} steps in {common.format_seconds(train_seconds)} of training, "
-          f"{out / 'checkpoint.pt'}")
-    return out
+    save_figures(ema_model, schedule, run.out, common.DATASETS[config["dataset"]]["classes"],
+                 config["image_shape"], args.guidance, device)
+    return run.finish(parameters=sum(p.numel() for p in model.parameters()), sampling=sampling)
 
 
 def load_model(path, device):

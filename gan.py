@@ -25,31 +25,25 @@ Networks (--arch mlp, the default, as in the paper): multilayer perceptrons.
        Widening layer by layer gives the last layer enough units to draw every pixel.
     D: 784 -> 512 -> 256 -> 1 logit, LeakyReLU(0.2), dropout 0.3 after each hidden layer
        (--d-dropout), as the paper's D had. Without it, D memorizes the 60,000 training images
-       over a long run: its mean logit on them rises above its mean logit on the 10,000
-       held-out test images (by 0.04 at 20,000 iterations, 0.55 at 100,000), its verdicts
-       stop describing digits in general, and FID rises after about 30,000 iterations as the
-       mix of digits drifts. With dropout the gap stays below 0.1 and FID keeps falling, to
-       13.2 at 100,000 (README). Every evaluation prints this gap. Dropout adds about a tenth
-       to the step time on a CPU (9.4 -> 10.4 ms in a micro-benchmark here).
+       over a long run: its mean logit on them rises above its mean logit on held-out test
+       images, its verdicts stop describing digits in general, and the mix of digits G draws
+       drifts. Every evaluation prints that gap (Karras et al. 2020 use it to detect a
+       discriminator that overfits); docs/GUIDE.md shows the runs with and without dropout.
 --arch dcgan (Radford et al. 2016): transposed convolutions with batch norm in G, strided
 convolutions with LeakyReLU in D; the same loop, for 28x28 (MNIST, Fashion-MNIST) and 32x32x3
-(CIFAR-10) images. Unlike the paper, D has no batch norm. Real and fake go through D as one batch
-(one pass instead of two), and the generator step shows D fakes alone. With batch norm, D judges
-each image by the statistics of the batch around it: it learned to tell the mixed batch from the
-all-fake one, its loss fell to 0, and G got no useful signal (measured: class entropy 0.09 after
-1,200 iterations).
+(CIFAR-10) images. Unlike the paper, D has no batch norm: real and fake go through D as one batch
+(one pass instead of two), and the generator step shows D fakes alone, so with batch norm D could
+tell the two kinds of batch apart by their statistics instead of judging each image.
 
 Samples are drawn from an exponential moving average (EMA) of G's weights,
 theta_ema <- decay * theta_ema + (1 - decay) * theta, which averages away the oscillation of the
 adversarial game and removes much of the speckle noise of the raw generator (--ema 0 turns it off).
---lr-decay linear lowers both learning rates to 0 at --iters. It was the first remedy tried for
-the long-run drift, before dropout: it froze the drift but did not undo it (README).
+--lr-decay linear lowers both learning rates to 0 at --iters.
 
     python gan.py --loss logistic                       # 20,000 iterations on MNIST
     python gan.py --checkpoint runs/gan/X/checkpoint.pt --generate 1000 --out samples.npz
 """
 import copy
-import time
 from pathlib import Path
 
 import torch
@@ -67,9 +61,6 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", choices=list(common.DATASETS), default="mnist")
     parser.add_argument("--z-dim", type=int, default=100, help="latent size")
     parser.add_argument("--iters", type=int, default=20000, help="total training iterations")
-    parser.add_argument("--minutes", type=float, default=0,
-                        help="stop after this much training time (0: no limit; sampling and "
-                             "evaluation not counted), to compare models at the same budget")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate, both nets")
     parser.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (0.5 as in DCGAN)")
@@ -77,13 +68,11 @@ def parse_args(argv=None):
                         help="linear: the learning rate falls to 0 at --iters (for long runs)")
     parser.add_argument("--d-dropout", type=float, default=None,
                         help="dropout rate in the MLP discriminator's hidden layers (default 0.3; "
-                             "0 lets D memorize the training images on long runs)")
+                             "with 0, D memorizes the training images on long runs)")
     common.add_run_arguments(parser, "gan", sample_every=1000, eval_every=5000,
                              checkpoint_every=5000)
     args = parser.parse_args(argv)
     common.check_run_arguments(parser, args, positive=("z_dim", "iters", "batch_size"))
-    if args.minutes < 0:
-        parser.error("--minutes must be >= 0")
     if args.d_dropout is None:
         args.d_dropout = 0.3 if args.arch == "mlp" else 0.0
     elif args.arch != "mlp" and args.d_dropout:
@@ -117,12 +106,10 @@ class MLPDiscriminator(nn.Module):
     def __init__(self, image_shape, dropout=0.0):
         super().__init__()
         pixels = image_shape[0] * image_shape[1] * image_shape[2]
-        # Without dropout the layers keep the indices that checkpoints of older runs carry.
-        drop = [nn.Dropout(dropout)] if dropout else []
         self.net = nn.Sequential(
             nn.Flatten(),                                      # (B, C*H*W)
-            nn.Linear(pixels, 512), nn.LeakyReLU(0.2), *drop,
-            nn.Linear(512, 256), nn.LeakyReLU(0.2), *drop,
+            nn.Linear(pixels, 512), nn.LeakyReLU(0.2), nn.Dropout(dropout),
+            nn.Linear(512, 256), nn.LeakyReLU(0.2), nn.Dropout(dropout),
             nn.Linear(256, 1))
 
     def forward(self, images):                                 # (B, C, H, W)
@@ -166,7 +153,7 @@ def build_networks(config):
     shape = config["image_shape"]
     if config["arch"] == "mlp":
         return (MLPGenerator(config["z_dim"], shape),
-                MLPDiscriminator(shape, config.get("d_dropout", 0.0)))
+                MLPDiscriminator(shape, config["d_dropout"]))
     return DCGANGenerator(config["z_dim"], shape), DCGANDiscriminator(shape)
 
 
@@ -214,7 +201,7 @@ def train_step(generator, discriminator, opt_g, opt_d, real, z, loss):
 
 
 def make_optimizers(generator, discriminator, lr, beta1):
-    # fused=True: one kernel for all of Adam's update, 7x faster than the default on a CPU.
+    # fused=True: one kernel for all of Adam's update instead of several per tensor: faster on a CPU
     return (torch.optim.Adam(generator.parameters(), lr, (beta1, 0.999), fused=True),
             torch.optim.Adam(discriminator.parameters(), lr, (beta1, 0.999), fused=True))
 
@@ -231,58 +218,32 @@ def overfitting_gap(discriminator, train_images, test_images):
     return gap.item()
 
 
-@torch.no_grad()
-def draw_samples(generator, count, z_dim, device, chunk=1000):
-    """count samples of G(z), z ~ N(0, I), in chunks (eval mode: batch norm uses its averages)."""
-    generator.eval()
-    return torch.cat([generator(torch.randn(min(chunk, count - start), z_dim, device=device))
-                      for start in range(0, count, chunk)])
-
-
 def train(args):
-    device = common.pick_device(args.device)
     config = {"arch": args.arch, "dataset": args.dataset, "z_dim": args.z_dim, "loss": args.loss,
               "image_shape": list(common.DATASETS[args.dataset]["shape"]),
               "d_dropout": args.d_dropout}
-    config, state, classifier = common.start_run(args, "gan", config, device)
-    measure = classifier is not None   # the quality numbers are for MNIST only
-
+    run = common.TrainingRun(args, "gan", config)   # with --resume, the checkpoint's config
+    config, device = run.config, run.device
     images, _ = common.load_dataset(config["dataset"], train=True, data_dir=args.data_dir)
     train_images = common.to_training_tensor(images, device)   # (N, C, H, W) in [-1, 1]
-    if measure:
+    if run.classifier is not None:   # MNIST: held-out images, to see whether D memorizes
         test_images = common.to_training_tensor(common.load_dataset(
             "mnist", train=False, data_dir=args.data_dir)[0], device)
     generator, discriminator = (net.to(device) for net in build_networks(config))
     ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
     opt_g, opt_d = make_optimizers(generator, discriminator, args.lr, args.beta1)
     fixed_z = torch.randn(64, config["z_dim"], device=device)  # the same 64 z in every GIF frame
-    history = {"iteration": [], "loss_d": [], "loss_g": [], "d_real": [], "d_fake": []}
-    start = 0
-    if state:
-        fixed_z, history, start = common.restore_training(
-            state, args.resume, {"generator": generator, "discriminator": discriminator,
-                                 "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_d": opt_d})
-        fixed_z = fixed_z.to(device)
-    if start >= args.iters:
-        raise common.UserError(f"the checkpoint is at iteration {start}; ask for more with --iters")
+    fixed_z = run.track({"generator": generator, "discriminator": discriminator,
+                         "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_d": opt_d}, fixed_z)
 
-    out = common.make_run_dir("gan", args.out)
-    gif_frames = common.load_gif_frames(out / "progress.gif") if state else []
-    print(f"gan: {config} on {device}, {len(train_images)} training images, writing to {out}")
-    started, train_seconds = time.perf_counter(), 0.0
-    running = common.RunningMeans(history, common.Progress(
-        args.iters, start, time_limit=args.minutes * 60, clock=lambda: train_seconds))
+    def draw(count):        # the samples that are measured: G_ema(z), no labels
+        return common.draw_samples(ema_generator, count, config["z_dim"], device), None
 
-    def save(iteration):
-        common.save_checkpoint({
-            "model": "gan", "config": config, "iteration": iteration,
-            "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
-            "ema_generator": ema_generator.state_dict(), "opt_g": opt_g.state_dict(),
-            "opt_d": opt_d.state_dict(), "fixed_z": fixed_z, "history": history,
-            "rng": torch.get_rng_state()}, out / "checkpoint.pt")
+    def gap():              # does D judge digits, or remember the training images?
+        return {"d_overfitting_gap": overfitting_gap(discriminator, train_images, test_images)}
 
-    for iteration in range(start + 1, args.iters + 1):
-        step_started = time.perf_counter()
+    for iteration in run.iterations(lambda: ema_generator(fixed_z), draw=draw, also_measure=gap,
+                                    panels=[["loss_d", "loss_g"], ["d_real", "d_fake"]]):
         real = common.sample_batch(train_images, args.batch_size)        # (B, C, H, W)
         z = torch.randn(args.batch_size, config["z_dim"], device=device)
         if args.lr_decay == "linear":   # lr_i = lr (1 - (i - 1) / iters), the same for G and D
@@ -291,52 +252,10 @@ def train(args):
         loss_d, loss_g, real_logits, fake_logits = train_step(
             generator, discriminator, opt_g, opt_d, real, z, config["loss"])
         common.ema_update(ema_generator, generator, args.ema)
-        train_seconds += time.perf_counter() - step_started
-
-        out_of_time = args.minutes and train_seconds >= args.minutes * 60
-        last = out_of_time or iteration == args.iters
         # D(x) and D(G(z)): the discriminator's mean belief that real and fake images are real
-        running.add(iteration, flush=last, loss_d=loss_d, loss_g=loss_g,
-                    d_real=torch.sigmoid(real_logits).mean(),
-                    d_fake=torch.sigmoid(fake_logits).mean())
-        if iteration % args.sample_every == 0 or last:
-            with torch.no_grad():
-                samples = ema_generator(fixed_z)
-            common.save_snapshot(out, iteration, samples, gif_frames, history,
-                                 panels=[["loss_d", "loss_g"], ["d_real", "d_fake"]])
-        if measure and (iteration % args.eval_every == 0 or last):
-            quality = common.sample_quality(draw_samples(ema_generator, args.eval_samples,
-                                                         config["z_dim"], device),
-                                            classifier=classifier, data_dir=args.data_dir)
-            quality["d_overfitting_gap"] = overfitting_gap(discriminator, train_images,
-                                                           test_images)
-            print(f"it {iteration:>7d} D's mean logit, training minus test images: "
-                  f"{quality['d_overfitting_gap']:.3f}")
-            common.record_quality(history, iteration, quality, out, extra=["d_overfitting_gap"])
-        if iteration % args.checkpoint_every == 0 or last:
-            save(iteration)
-        if out_of_time:
-            print(f"stopped at iteration {iteration} after --minutes {args.minutes}")
-            break
-
-    seconds = time.perf_counter() - started
-    metrics = {"iterations": iteration, "train_seconds_this_session": round(train_seconds, 1),
-               "wall_seconds_this_session": round(seconds, 1),
-               "final_loss_d": history["loss_d"][-1], "final_loss_g": history["loss_g"][-1],
-               "final_d_real": history["d_real"][-1], "final_d_fake": history["d_fake"][-1]}
-    if measure:
-        metrics.update(quality)
-        if args.parzen:
-            metrics.update(common.parzen_score(
-                draw_samples(ema_generator, 10000, config["z_dim"], device), args.data_dir))
-            print(f"Parzen log-likelihood {metrics['parzen_log_likelihood']:.1f} +- "
-                  f"{metrics['parzen_standard_error']:.1f} (sigma {metrics['parzen_sigma']:.3f}; "
-                  f"the paper's GAN: 225 +- 2)")
-    else:
-        print(f"the quality numbers are for MNIST only: skipped for {config['dataset']}")
-    common.write_json(metrics, out / "metrics.json")
-    print(f"done in {common.format_seconds(seconds)}: {out / 'checkpoint.pt'}")
-    return out
+        run.log(loss_d=loss_d, loss_g=loss_g, d_real=torch.sigmoid(real_logits).mean(),
+                d_fake=torch.sigmoid(fake_logits).mean())
+    return run.finish()
 
 
 def generate(args):
@@ -346,7 +265,8 @@ def generate(args):
     common.seed_everything(args.seed)
     generator, _ = build_networks(state["config"])
     common.load_weights(generator, state["ema_generator"], args.checkpoint)
-    images = draw_samples(generator.to(device), args.generate, state["config"]["z_dim"], device)
+    images = common.draw_samples(generator.to(device), args.generate, state["config"]["z_dim"],
+                                 device)
     common.save_samples(images, args.out)
     print(f"wrote {args.generate} samples to {args.out} and a grid to "
           f"{Path(args.out).with_suffix('.png')}")

@@ -36,7 +36,6 @@ Networks, DCGAN-shaped and sized for a CPU (one generator step costs 5 critic st
     python wgan.py --clip 0.1 --minutes 5            # see what a looser clip does
 """
 import copy
-import time
 import warnings
 
 import torch
@@ -50,9 +49,6 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", choices=list(common.DATASETS), default="mnist")
     parser.add_argument("--z-dim", type=int, default=100, help="latent size, 50-200")
     parser.add_argument("--iters", type=int, default=100000, help="most generator iterations")
-    parser.add_argument("--minutes", type=float, default=10.0,
-                        help="stop after this much training time (0: no limit; sampling and "
-                             "evaluation not counted)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--n-critic", type=int, default=5, help="critic steps per G step")
     parser.add_argument("--clip", type=float, default=0.01, help="critic weights in [-c, c]")
@@ -61,13 +57,13 @@ def parse_args(argv=None):
     parser.add_argument("--lr", type=float,
                         help="default 5e-5 (RMSprop), or 1e-4 with --gradient-penalty (Adam)")
     common.add_run_arguments(parser, "wgan", sample_every=200, eval_every=1000,
-                             checkpoint_every=1000)
+                             checkpoint_every=1000, minutes=10.0)
     args = parser.parse_args(argv)
     if not 50 <= args.z_dim <= 200:
         parser.error(f"--z-dim {args.z_dim}: the course's networks take 50-200")
     common.check_run_arguments(parser, args, positive=("iters", "batch_size", "n_critic"))
-    if args.clip <= 0 or args.minutes < 0:
-        parser.error("need --clip > 0 and --minutes >= 0")
+    if args.clip <= 0:
+        parser.error("--clip must be positive")
     if args.gradient_penalty is not None and args.gradient_penalty <= 0:
         parser.error("--gradient-penalty must be positive")
     if args.gradient_penalty is None and not 0.001 <= args.clip <= 0.1:
@@ -138,11 +134,12 @@ def clip_weights(critic, clip):
             parameter.clamp_(-clip, clip)
 
 
-def train_step(generator, critic, opt_g, opt_f, real_batches, z_dim, n_critic, clip, penalty):
+def train_step(generator, critic, opt_g, opt_f, train_images, batch_size, z_dim, n_critic, clip,
+               penalty):
     """n_critic critic steps (each on a fresh real batch and fresh z), then one generator step.
     Returns the critic's W estimate E[f(x)] - E[f(G(z))] of its last step and the G loss."""
     for _ in range(n_critic):
-        real = next(real_batches)
+        real = common.sample_batch(train_images, batch_size)       # (B, C, H, W)
         with torch.no_grad():
             fake = generator(torch.randn(len(real), z_dim, device=real.device))
         scores = critic(torch.cat([real, fake]))               # one pass for both: (2B,)
@@ -180,104 +177,40 @@ def make_optimizers(generator, critic, lr, penalty):
 # ---------------------------------------------------------------------------------------------
 # Training
 
-@torch.no_grad()
-def draw_samples(generator, count, z_dim, device, chunk=1000):
-    generator.eval()
-    return torch.cat([generator(torch.randn(min(chunk, count - start), z_dim, device=device))
-                      for start in range(0, count, chunk)])
-
-
 def train(args):
-    device = common.pick_device(args.device)
     config = {"dataset": args.dataset, "z_dim": args.z_dim, "n_critic": args.n_critic,
               "clip": args.clip, "gradient_penalty": args.gradient_penalty, "lr": args.lr,
               "image_shape": list(common.DATASETS[args.dataset]["shape"])}
-    config, state, classifier = common.start_run(args, "wgan", config, device)
-    measure = classifier is not None   # the quality numbers are for MNIST only
-
+    run = common.TrainingRun(args, "wgan", config)   # with --resume, the checkpoint's config
+    config, device = run.config, run.device
     images, _ = common.load_dataset(config["dataset"], train=True, data_dir=args.data_dir)
-    train_images = common.to_training_tensor(images, device)
-    real_batches = iter(lambda: common.sample_batch(train_images, args.batch_size), None)
+    train_images = common.to_training_tensor(images, device)   # (N, C, H, W) in [-1, 1]
     generator = Generator(config["z_dim"], config["image_shape"]).to(device)
     critic = Critic(config["image_shape"]).to(device)
     ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
     opt_g, opt_f = make_optimizers(generator, critic, config["lr"], config["gradient_penalty"])
-    fixed_z = torch.randn(64, config["z_dim"], device=device)
-    history = {"iteration": [], "wasserstein": [], "loss_g": [], "minutes": []}
-    start, minutes_before = 0, 0.0
-    if state:
-        fixed_z, history, start = common.restore_training(
-            state, args.resume, {"generator": generator, "critic": critic,
-                                 "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_f": opt_f})
-        fixed_z, minutes_before = fixed_z.to(device), state["minutes"]
-    if start >= args.iters:
-        raise common.UserError(f"the checkpoint is at iteration {start}; ask for more with --iters")
+    fixed_z = torch.randn(64, config["z_dim"], device=device)  # the same 64 z in every GIF frame
+    fixed_z = run.track({"generator": generator, "critic": critic,
+                         "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_f": opt_f}, fixed_z)
 
-    out = common.make_run_dir("wgan", args.out)
-    gif_frames = common.load_gif_frames(out / "progress.gif") if state else []
-    variant = f"WGAN-GP (lambda {config['gradient_penalty']})" if config["gradient_penalty"] \
-        else f"WGAN, clip {config['clip']}"
-    print(f"wgan: {variant}, {config} on {device}, writing to {out}")
-    time_limit = args.minutes * 60 - minutes_before * 60 if args.minutes else None
-    minutes, train_seconds = minutes_before, 0.0   # training time only: no sampling, no eval
-    running = common.RunningMeans(history, common.Progress(
-        args.iters, start, every=200, time_limit=time_limit, clock=lambda: train_seconds),
-        every=50)
+    def draw(count):        # the samples that are measured: G_ema(z), no labels
+        return common.draw_samples(ema_generator, count, config["z_dim"], device), None
 
-    def save(iteration):
-        common.save_checkpoint({
-            "model": "wgan", "config": config, "iteration": iteration, "minutes": minutes,
-            "generator": generator.state_dict(), "critic": critic.state_dict(),
-            "ema_generator": ema_generator.state_dict(), "opt_g": opt_g.state_dict(),
-            "opt_f": opt_f.state_dict(), "fixed_z": fixed_z, "history": history,
-            "rng": torch.get_rng_state()}, out / "checkpoint.pt")
-
-    iteration = start
-    while iteration < args.iters:
-        iteration += 1
-        step_started = time.perf_counter()
-        generator.train()
-        wasserstein, loss_g = train_step(generator, critic, opt_g, opt_f, real_batches,
-                                         config["z_dim"], config["n_critic"], config["clip"],
-                                         config["gradient_penalty"])
+    for _ in run.iterations(lambda: ema_generator(fixed_z), draw=draw, log_every=50,
+                            panels=[["wasserstein"], ["loss_g"]]):
+        wasserstein, loss_g = train_step(generator, critic, opt_g, opt_f, train_images,
+                                         args.batch_size, config["z_dim"], config["n_critic"],
+                                         config["clip"], config["gradient_penalty"])
         common.ema_update(ema_generator, generator, args.ema)
-        train_seconds += time.perf_counter() - step_started
-        minutes = minutes_before + train_seconds / 60
-        out_of_time = args.minutes and minutes >= args.minutes
-        last = out_of_time or iteration == args.iters
-        evaluate = measure and (iteration % args.eval_every == 0 or last)
-        running.add(iteration, flush=last or evaluate, wasserstein=wasserstein, loss_g=loss_g,
-                    minutes=minutes)
-        if iteration % args.sample_every == 0 or last:
-            with torch.no_grad():
-                samples = ema_generator(fixed_z)
-            common.save_snapshot(out, iteration, samples, gif_frames, history,
-                                 panels=[["wasserstein"], ["loss_g"]])
-        if evaluate:
-            quality = common.sample_quality(draw_samples(ema_generator, args.eval_samples,
-                                                         config["z_dim"], device),
-                                            classifier=classifier, data_dir=args.data_dir)
-            history.setdefault("eval_minutes", []).append(minutes)
-            history.setdefault("eval_wasserstein", []).append(history["wasserstein"][-1])
-            common.record_quality(history, iteration, quality, out)
-        if iteration % args.checkpoint_every == 0 or last:
-            save(iteration)
-        if out_of_time:
-            print(f"stopped after {minutes:.1f} minutes of training (--minutes {args.minutes})")
-            break
+        run.log(wasserstein=wasserstein, loss_g=loss_g)
+    return run.finish(variant=variant(config))
 
-    metrics = {"variant": variant, "iterations": iteration, "train_minutes": round(minutes, 2),
-               "final_wasserstein_estimate": history["wasserstein"][-1]}
-    if measure:
-        metrics.update(quality)
-        if args.parzen:
-            metrics.update(common.parzen_score(
-                draw_samples(ema_generator, 10000, config["z_dim"], device), args.data_dir))
-    else:
-        print(f"the quality numbers are for MNIST only: skipped for {config['dataset']}")
-    common.write_json(metrics, out / "metrics.json")
-    print(f"done: {iteration} generator iterations in {minutes:.1f} min, {out / 'checkpoint.pt'}")
-    return out
+
+def variant(config):
+    """WGAN-GP (lambda 10) or WGAN, clip 0.01."""
+    if config["gradient_penalty"]:
+        return f"WGAN-GP (lambda {config['gradient_penalty']})"
+    return f"WGAN, clip {config['clip']}"
 
 
 def generate(args):
@@ -286,7 +219,8 @@ def generate(args):
     common.seed_everything(args.seed)
     generator = Generator(state["config"]["z_dim"], state["config"]["image_shape"])
     common.load_weights(generator, state["ema_generator"], args.checkpoint)
-    images = draw_samples(generator.to(device), args.generate, state["config"]["z_dim"], device)
+    images = common.draw_samples(generator.to(device), args.generate, state["config"]["z_dim"],
+                                 device)
     common.save_samples(images, args.out)
     print(f"wrote {args.generate} samples to {args.out}")
 

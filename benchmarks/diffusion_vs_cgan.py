@@ -23,13 +23,13 @@ import common  # noqa: E402
 import diffusion  # noqa: E402
 
 
-def measure(name, draw, labels, data_dir):
+def measure(name, draw, labels, classifier, data_dir):
     """Time draw(labels), measure the images, print a table row."""
     torch.manual_seed(0)
     started = time.perf_counter()
     images = draw(labels)
     seconds = time.perf_counter() - started
-    quality = common.sample_quality(images, labels, data_dir=data_dir)
+    quality = common.sample_quality(images, labels, classifier, data_dir)
     accuracy, n = quality["conditional_accuracy"], len(labels)
     standard_error = (accuracy * (1 - accuracy) / n) ** 0.5
     print(f"| {name} | {n} | {seconds / n * 1000:.3g} | {accuracy:.2%} +- {standard_error:.2%} | "
@@ -50,7 +50,7 @@ def main():
     parser.add_argument("--data-dir")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
-    common.quality_classifier(data_dir=args.data_dir)          # load it outside the timings
+    classifier = common.load_classifier()          # loaded outside the timings
 
     model, schedule, config = diffusion.load_model(args.diffusion, "cpu")
     shape = config["image_shape"]
@@ -68,18 +68,18 @@ def main():
     print("|---|---|---|---|---|---|")
     cgan_images = measure("cgan.py (one generator pass)",
                           lambda wanted: cgan.draw_samples(generator, wanted, z_dim), labels,
-                          args.data_dir)
+                          classifier, args.data_dir)
     diffusion_images = None
     for guidance in args.guidance:
         images = measure(f"diffusion, DDIM 50 steps, w = {guidance:g}", diffusion_draw(guidance),
-                         labels, args.data_dir)
+                         labels, classifier, args.data_dir)
         if guidance == args.default_guidance:
             diffusion_images = images
     few = common.class_labels(args.ddpm_samples, None, "cpu")
     for sampler in ("ddim", "ddpm"):
         steps = len(diffusion.sampling_timesteps(schedule, sampler, 50))
         measure(f"diffusion, {sampler.upper()} {steps} steps, w = {args.default_guidance:g}",
-                diffusion_draw(args.default_guidance, sampler), few, args.data_dir)
+                diffusion_draw(args.default_guidance, sampler), few, classifier, args.data_dir)
 
     if args.figure and diffusion_images is not None:
         # the first 50 samples of each model: labels 0-9 in every row

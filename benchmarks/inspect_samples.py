@@ -45,7 +45,7 @@ def main():
     with np.load(args.samples) as arrays:
         images = torch.from_numpy(arrays["images"]).float()
         asked = torch.from_numpy(arrays["labels"]) if "labels" in arrays else None
-    classifier = common.quality_classifier(data_dir=args.data_dir)
+    classifier = common.load_classifier()
     with torch.no_grad():
         probabilities = classifier.head(classifier.features(images)).softmax(1)
     confidence, read = probabilities.max(1)

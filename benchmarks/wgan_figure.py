@@ -7,7 +7,6 @@ Wasserstein distance falls as FID falls, while the standard GAN's discriminator 
         runs/wgan/clip-0.001 --out docs/wgan_clip_sweep.png
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -34,22 +33,17 @@ def main():
     for run in args.wgan:
         state = common.load_checkpoint(Path(run) / "checkpoint.pt", "wgan")
         history, name = state["history"], label(run, state)
-        axes[0].plot(history["minutes"], history["wasserstein"], label=name, linewidth=1)
-        axes[1].plot(history["eval_minutes"], history["eval_fid"], marker="o", label=name)
+        axes[0].plot(history["train_minutes"], history["wasserstein"], label=name, linewidth=1)
+        axes[1].plot(history["eval_train_minutes"], history["eval_fid"], marker="o", label=name)
     for run in args.gan:
         state = common.load_checkpoint(Path(run) / "checkpoint.pt", "gan")
         history, name = state["history"], label(run, state)
-        # gan.py logs iterations, not minutes: spread its measured training time evenly over them
-        minutes = json.loads((Path(run) / "metrics.json").read_text())[
-            "train_seconds_this_session"] / 60
-        per_iteration = minutes / state["iteration"]
-        axes[1].plot([i * per_iteration for i in history["eval_iteration"]], history["eval_fid"],
-                     marker="s", label=name)
-        axes[2].plot([i * per_iteration for i in history["iteration"]], history["loss_d"],
-                     color="gray", linewidth=1, label="discriminator loss")
+        axes[1].plot(history["eval_train_minutes"], history["eval_fid"], marker="s", label=name)
+        axes[2].plot(history["train_minutes"], history["loss_d"], color="gray", linewidth=1,
+                     label="discriminator loss")
         twin = axes[2].twinx()
-        twin.plot([i * per_iteration for i in history["eval_iteration"]], history["eval_fid"],
-                  marker="s", color="tab:green", label="FID")
+        twin.plot(history["eval_train_minutes"], history["eval_fid"], marker="s",
+                  color="tab:green", label="FID")
         twin.set_ylabel("FID", color="tab:green")
         axes[2].set_title(f"{name}: D loss and FID")
         axes[2].set_xlabel("training minutes")

@@ -84,13 +84,12 @@ def tiny_data(tmp_path, no_network):
 
 @pytest.fixture
 def tiny_classifier(tmp_path):
-    """A saved (untrained) classifier, so scripts can compute quality numbers without training
-    one on real MNIST."""
+    """A saved (untrained) classifier, so that tests of a script can pass --classifier and get
+    quality numbers quickly, whatever the tiny data."""
     import torch
-    import adversarial
     import common
     torch.manual_seed(0)
     path = tmp_path / "classifier.pt"
     common.save_checkpoint({"model": "adversarial", "config": {},
-                            "classifier": adversarial.Classifier().state_dict()}, path)
+                            "classifier": common.Classifier().state_dict()}, path)
     return path

@@ -70,27 +70,29 @@ def test_bad_flags_are_clear_errors(flags, capsys):
 
 
 def test_classifier_shapes():
-    classifier = adversarial.Classifier().eval()
+    classifier = common.Classifier().eval()
     images = torch.rand(3, 1, 28, 28)
     assert classifier(images).shape == (3, 10)
     assert classifier.features(images).shape == (3, 128)
 
 
-def test_classifier_trains_and_is_cached(tiny_data, tmp_path):
-    path = tmp_path / "classifier.pt"
-    classifier = adversarial.load_classifier(path, tiny_data, epochs=1)
+def test_retrain_writes_a_new_classifier_into_the_run_folder(tiny_data, tmp_path, capsys):
+    committed = common.file_digest(common.CLASSIFIER_PATH, "sha256")
+    classifier = adversarial.retrain_classifier(tmp_path, tiny_data, 1, "cpu", 0)
+    path = tmp_path / "mnist_classifier.pt"
     assert path.is_file() and not classifier.training
-    first = path.stat().st_mtime_ns
-    adversarial.load_classifier(path, tiny_data)              # reused, not retrained
-    assert path.stat().st_mtime_ns == first
+    assert classifier.sha256 == common.file_digest(path, "sha256")
+    printed = capsys.readouterr().out
+    assert f"--classifier {path}" in printed and classifier.sha256 in printed
+    assert common.file_digest(common.CLASSIFIER_PATH, "sha256") == committed   # untouched
     common.save_checkpoint({"model": "gan", "config": {}}, path)
     with pytest.raises(common.UserError, match="not adversarial.py"):
-        adversarial.load_classifier(path, tiny_data)
+        common.load_classifier(path)
 
 
 def test_script_on_tiny_data(tiny_data, tmp_path):
     # A classifier that reads every image as "1", so the tiny set's 1s are all correctly read.
-    classifier = adversarial.Classifier()
+    classifier = common.Classifier()
     with torch.no_grad():
         classifier.head[1].bias[1] = 50.0
     path = tmp_path / "classifier.pt"

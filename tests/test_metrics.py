@@ -7,7 +7,6 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-import adversarial
 import common
 
 
@@ -77,7 +76,7 @@ def test_parzen_is_finite_far_from_every_sample():
 
 def biased_classifier(favourite):
     """A classifier that reads every image as `favourite`."""
-    classifier = adversarial.Classifier().eval()
+    classifier = common.Classifier().eval()
     with torch.no_grad():
         classifier.head[1].bias[favourite] = 50.0
     return classifier.requires_grad_(False)
@@ -102,7 +101,7 @@ def test_sample_quality(tiny_data):
     assert other["fid"] == pytest.approx(expected.item(), rel=1e-4)
     assert other["conditional_accuracy"] == 0.0
     with pytest.raises(common.UserError, match="MNIST-shaped"):
-        common.sample_quality(torch.zeros(4, 3, 32, 32), classifier=classifier)
+        common.sample_quality(torch.zeros(4, 3, 32, 32), None, classifier)
 
 
 def test_parzen_score_on_tiny_data(tiny_data):

@@ -12,11 +12,6 @@ import common
 import wgan
 
 
-def batches(images):
-    while True:
-        yield images
-
-
 def setup(shape=(1, 28, 28), penalty=None, seed=0):
     torch.manual_seed(seed)
     generator, critic = wgan.Generator(50, shape), wgan.Critic(shape)
@@ -28,7 +23,7 @@ def setup(shape=(1, 28, 28), penalty=None, seed=0):
 def test_after_a_critic_step_every_parameter_lies_in_the_clip_range(clip, seed):
     generator, critic, opt_g, opt_f = setup(seed=seed)
     real = torch.rand(4, 1, 28, 28) * 2 - 1
-    wgan.train_step(generator, critic, opt_g, opt_f, batches(real), 50, 1, clip, None)
+    wgan.train_step(generator, critic, opt_g, opt_f, real, len(real), 50, 1, clip, None)
     for parameter in critic.parameters():
         assert parameter.abs().max() <= clip
     assert max(p.abs().max().item() for p in critic.parameters()) == pytest.approx(clip)  # clipped
@@ -76,7 +71,7 @@ def test_n_critic_steps_per_generator_step(penalty, n_critic):
     generator, critic, opt_g, opt_f = setup(penalty=penalty)
     real = torch.rand(4, 1, 28, 28) * 2 - 1
     for _ in range(2):
-        wgan.train_step(generator, critic, opt_g, opt_f, batches(real), 50, n_critic, 0.01,
+        wgan.train_step(generator, critic, opt_g, opt_f, real, len(real), 50, n_critic, 0.01,
                         penalty)
     critic_steps = {int(state["step"]) for state in opt_f.state.values()}
     generator_steps = {int(state["step"]) for state in opt_g.state.values()}

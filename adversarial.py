@@ -259,6 +259,65 @@ def save_sweep_figure(sweep, path, source, target):
 
 
 # ---------------------------------------------------------------------------------------------
+# The experiments
+
+def attack_sources(classifier, sources, args):
+    """Targeted PGD and, for comparison, FGSM at the same eps, from every source image."""
+    target = torch.full((len(sources),), args.target, device=sources.device)
+    started = time.perf_counter()
+    adversarial, iterations = targeted_pgd(classifier, sources, target, args.eps, args.step,
+                                           args.steps)
+    pgd = attack_report(classifier, sources, adversarial, target, iterations)
+    pgd["seconds"] = time.perf_counter() - started
+    fgsm_report = attack_report(classifier, sources, fgsm(classifier, sources, target, args.eps),
+                                target)
+    return adversarial, pgd, fgsm_report
+
+
+def eps_sweep(classifier, sources, args):
+    """Success rate against eps on the first --sweep-images sources: where does the classifier
+    start to give way?"""
+    subset = sources[:args.sweep_images]
+    target = torch.full((len(subset),), args.target, device=subset.device)
+    sweep = {"eps": [round(e, 3) for e in np.linspace(0, 0.3, 7).tolist()], "pgd": [], "fgsm": []}
+    for eps in sweep["eps"]:
+        pgd_images, _ = targeted_pgd(classifier, subset, target, eps, args.step, args.steps)
+        sweep["pgd"].append(attack_report(classifier, subset, pgd_images, target)["success_rate"])
+        sweep["fgsm"].append(attack_report(classifier, subset, fgsm(classifier, subset, target,
+                                                                    eps), target)["success_rate"])
+    return sweep
+
+
+def noise_to_target(classifier, args, device):
+    """The same steps from noise images, with no ball, until p(target) reaches --confidence
+    (or --steps runs out). Returns the noise, the converted images and their report."""
+    shape = (args.noise_images, 1, 28, 28)
+    noise = torch.rand(shape, device=device) if args.noise == "uniform" else \
+        (0.5 + 0.25 * torch.randn(shape, device=device)).clamp(0, 1)
+    target = torch.full((args.noise_images,), args.target, device=device)
+    converted, iterations = targeted_pgd(classifier, noise, target, None, args.step, args.steps,
+                                         confidence=args.confidence)
+    report = attack_report(classifier, noise, converted, target, iterations)
+    with torch.no_grad():
+        probability = F.softmax(classifier(converted), 1)[:, args.target]
+    report["converted_share"] = (probability >= args.confidence).float().mean().item()
+    return noise, converted, {"kind": args.noise, **report}
+
+
+def print_summary(results, args):
+    pgd, fgsm_report, sweep, noise = (results[key] for key in ("pgd", "fgsm", "sweep", "noise"))
+    print(f"PGD  {args.source}->{args.target} at eps {args.eps}: success {pgd['success_rate']:.1%} "
+          f"of {pgd['images']}, mean Linf {pgd['linf_mean']:.3f} (max {pgd['linf_max']:.3f}), "
+          f"mean L2 {pgd['l2_mean']:.2f} (max {pgd['l2_max']:.2f}), "
+          f"{pgd['iterations_mean']:.1f} steps, p(target) {pgd['target_probability_mean']:.3f}")
+    print(f"FGSM at eps {args.eps}: success {fgsm_report['success_rate']:.1%}, "
+          f"p(target) {fgsm_report['target_probability_mean']:.3f}")
+    print("success vs eps: " + ", ".join(f"{e:.2f}: PGD {p:.0%} FGSM {f:.0%}" for e, p, f in
+                                         zip(sweep["eps"], sweep["pgd"], sweep["fgsm"])))
+    print(f"{args.noise} noise -> {args.target}: p(target) {noise['target_probability_mean']:.3f}"
+          f", {noise['converted_share']:.0%} past {args.confidence}, "
+          f"{noise['iterations_mean']:.1f} steps, mean L2 change {noise['l2_mean']:.2f}")
+
 
 @common.exit_on_user_error
 def main(argv=None):
@@ -282,58 +341,19 @@ def main(argv=None):
     sources = test_images[(test_labels == args.source) & correct]
     if len(sources) == 0:
         raise common.UserError(f"no correctly classified test image of digit {args.source}")
-    target = torch.full((len(sources),), args.target, device=device)
-
-    started = time.perf_counter()
-    adversarial, iterations = targeted_pgd(classifier, sources, target, args.eps, args.step,
-                                           args.steps)
-    pgd = attack_report(classifier, sources, adversarial, target, iterations)
-    pgd["seconds"] = time.perf_counter() - started
-    fgsm_report = attack_report(classifier, sources, fgsm(classifier, sources, target, args.eps),
-                                target)
-
-    # Success rate against eps on a subset: where does the classifier start to give way?
-    subset, subset_target = sources[:args.sweep_images], target[:args.sweep_images]
-    sweep = {"eps": [round(e, 3) for e in np.linspace(0, 0.3, 7).tolist()], "pgd": [], "fgsm": []}
-    for eps in sweep["eps"]:
-        pgd_images, _ = targeted_pgd(classifier, subset, subset_target, eps, args.step, args.steps)
-        sweep["pgd"].append(attack_report(classifier, subset, pgd_images, subset_target)
-                            ["success_rate"])
-        sweep["fgsm"].append(attack_report(classifier, subset, fgsm(classifier, subset,
-                             subset_target, eps), subset_target)["success_rate"])
-
-    # Noise -> target: the same steps with no ball, until the target probability reaches
-    # --confidence (or --steps runs out).
-    shape = (args.noise_images, 1, 28, 28)
-    noise = torch.rand(shape, device=device) if args.noise == "uniform" else \
-        (0.5 + 0.25 * torch.randn(shape, device=device)).clamp(0, 1)
-    noise_target = torch.full((args.noise_images,), args.target, device=device)
-    converted, noise_iterations = targeted_pgd(classifier, noise, noise_target, None, args.step,
-                                               args.steps, confidence=args.confidence)
-    noise_report = attack_report(classifier, noise, converted, noise_target, noise_iterations)
-    noise_report["converted_share"] = (F.softmax(classifier(converted), 1)[:, args.target]
-                                       >= args.confidence).float().mean().item()
+    adversarial, pgd, fgsm_report = attack_sources(classifier, sources, args)
+    sweep = eps_sweep(classifier, sources, args)
+    noise, converted, noise_report = noise_to_target(classifier, args, device)
 
     save_attack_figure(classifier, sources, adversarial, out / "attack.png")
     save_noise_figure(classifier, noise, converted, out / "noise.png")
     save_sweep_figure(sweep, out / "success_vs_eps.png", args.source, args.target)
-    results = {"classifier_test_accuracy": accuracy, "source": args.source, "target": args.target,
-               "eps": args.eps, "step": args.step, "steps": args.steps, "pgd": pgd,
-               "fgsm": fgsm_report, "sweep": sweep, "noise": {"kind": args.noise, **noise_report}}
+    results = {"classifier_test_accuracy": accuracy, "classifier_sha256": classifier.sha256,
+               "source": args.source, "target": args.target, "eps": args.eps, "step": args.step,
+               "steps": args.steps, "pgd": pgd, "fgsm": fgsm_report, "sweep": sweep,
+               "noise": noise_report}
     common.write_json(results, out / "metrics.json")
-    print(f"PGD  {args.source}->{args.target} at eps {args.eps}: success {pgd['success_rate']:.1%} "
-          f"of {pgd['images']}, mean Linf {pgd['linf_mean']:.3f} (max {pgd['linf_max']:.3f}), "
-          f"mean L2 {pgd['l2_mean']:.2f} (max {pgd['l2_max']:.2f}), "
-          f"{pgd['iterations_mean']:.1f} steps, p(target) {pgd['target_probability_mean']:.3f}")
-    print(f"FGSM at eps {args.eps}: success {fgsm_report['success_rate']:.1%}, "
-          f"p(target) {fgsm_report['target_probability_mean']:.3f}")
-    print("success vs eps: " + ", ".join(f"{e:.2f}: PGD {p:.0%} FGSM {f:.0%}" for e, p, f in
-                                         zip(sweep["eps"], sweep["pgd"], sweep["fgsm"])))
-    print(f"{args.noise} noise -> {args.target}: "
-          f"p(target) {noise_report['target_probability_mean']:.3f}"
-          f", {noise_report['converted_share']:.0%} past {args.confidence}, "
-          f"{noise_report['iterations_mean']:.1f} steps, "
-          f"mean L2 change {noise_report['l2_mean']:.2f}")
+    print_summary(results, args)
     print(f"figures and metrics.json in {out}")
     return results
 

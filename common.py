@@ -4,15 +4,16 @@ A student may skip this file: each script (gan.py, cgan.py, wgan.py, diffusion.p
 adversarial.py) holds its own algorithm and takes from here only what every script does the same
 way. It imports no script.
 
-    data         load_dataset, to_training_tensor, sample_batch
+    errors       UserError, exit_on_user_error (one line, no traceback)
+    data         load_dataset, to_training_tensor, sample_batch, file_digest
     run          argument_parser, add_run_arguments, check_run_arguments, pick_device,
-                 seed_everything, ema_update, Progress, TrainingRun, draw_samples, class_labels,
-                 save_samples, save_class_samples, UserError, exit_on_user_error
-    figures      image_grid, save_grid, save_labeled_grid, save_gif, save_curves, pyplot,
-                 save_figure, write_json (every file written whole or not at all)
+                 seed_everything, ema_update, Progress, TrainingRun (the loop's plumbing),
+                 draw_samples, class_labels, save_samples, save_class_samples
+    figures      atomic_path, make_run_dir, image_grid, save_grid, save_labeled_grid, save_gif,
+                 save_curves, pyplot, save_figure, write_json (every file whole or not at all)
     checkpoints  save_checkpoint, load_checkpoint, load_weights
     measurement  Classifier, load_classifier, sample_quality (FID, class entropy, conditional
-                 accuracy), parzen_score
+                 accuracy), record_quality, parzen_score
 
 Datasets are read from their original files by our own code (no torchvision):
     MNIST, Fashion-MNIST   IDX files, gzipped or raw, in <data-dir>/mnist or <data-dir>/fashion
@@ -180,6 +181,7 @@ def read_idx(path, expected_magic):
 
 
 def _load_idx_dataset(dataset, folder, train):
+    """(images N x 1 x 28 x 28, labels N) of one split of MNIST or Fashion-MNIST, checked."""
     prefix = "train" if train else "t10k"
     images_path = _find_or_download(dataset, f"{prefix}-images-idx3-ubyte", folder)
     labels_path = _find_or_download(dataset, f"{prefix}-labels-idx1-ubyte", folder)
@@ -201,12 +203,14 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
                ("numpy._core.multiarray", "_reconstruct")}
 
     def find_class(self, module, name):
+        """The only classes a CIFAR batch may build: numpy arrays and their dtypes."""
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"forbidden object {module}.{name}")
         return super().find_class(module, name)
 
 
 def _read_cifar_batch(raw, name):
+    """(images N x 3 x 32 x 32, labels N) of one CIFAR-10 batch file's bytes, checked."""
     try:
         batch = _ArraysOnlyUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except Exception as error:  # any unpickling failure means a corrupt or foreign file
@@ -226,6 +230,7 @@ def _read_cifar_batch(raw, name):
 
 
 def _load_cifar10(folder, train):
+    """The five training batches, or the test batch, from the archive or its extracted folder."""
     names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
     extracted = folder / "cifar-10-batches-py"
     if extracted.is_dir():
@@ -437,7 +442,9 @@ class TrainingRun:
             raise UserError(f"the checkpoint has trained for {self.train_seconds / 60:.2f} "
                             f"minutes already; ask for more with --minutes")
         self.iteration, self.sums, self.count = self.start, None, 0
-        self.quality, self.saved = None, None
+        # (path, iteration) of the last checkpoint written, named if the run diverges
+        self.saved = (Path(args.resume), self.start) if self.state else None
+        self.quality = None
 
     def track(self, networks, optimizers, fixed_input):
         """Name what a checkpoint holds (dicts: key -> network or optimizer) and the fixed input
@@ -460,7 +467,7 @@ class TrainingRun:
         only its time counts against --minutes. snapshot() -> the images of a grid;
         draw(count) -> (images, labels or None) for the quality numbers; also_measure() -> more
         numbers to record at each evaluation; panels: the logged keys of each curve subplot."""
-        args, self.draw, self.log_every = self.args, draw, log_every
+        args, self.draw = self.args, draw
         self.progress = Progress(args.iters, self.start, every=5 * log_every,
                                  time_limit=args.minutes * 60, clock=lambda: self.train_seconds)
         print(f"{self.model}: {self.config} on {self.device}, writing to {self.out}")
@@ -493,14 +500,15 @@ class TrainingRun:
                 return
 
     def log(self, **values):
-        """The numbers of this step (tensors: kept on the device, summed for the running means).
-        A value that is not finite ends the run: training has diverged."""
+        """The numbers of this step, summed on the device for the running means. A value that
+        is not finite ends the run: training has diverged."""
         with torch.no_grad():
             stacked = torch.stack([torch.as_tensor(value).detach().float()
                                    for value in values.values()])
-        if not torch.isfinite(stacked).all():
-            bad = [key for key, value in zip(values, stacked.tolist()) if not math.isfinite(value)]
-            self._diverged(f"{bad[0]} is {values[bad[0]]:.4g}")
+        if not torch.isfinite(stacked).all():      # one number read back per step
+            for key, value in zip(values, stacked.tolist()):
+                if not math.isfinite(value):
+                    self._diverged(f"{key} is {value}")
         self.keys = list(values)
         self.sums = stacked if self.sums is None else self.sums + stacked
         self.count += 1
@@ -538,11 +546,13 @@ class TrainingRun:
         self.progress.update(self.iteration, last=last, **means)
 
     def _check_weights(self):
+        """Stop the run if any tracked network holds a weight that is not finite."""
         for name, network in self.networks.items():
             if not all(torch.isfinite(p).all() for p in network.parameters()):
                 self._diverged(f"the weights of {name} are not finite")
 
     def _diverged(self, what):
+        """End the run with one line naming the iteration and the last good checkpoint."""
         saved = (f"the last good checkpoint is {self.saved[0]} (iteration {self.saved[1]}), "
                  f"left as it was" if self.saved else "no checkpoint was written before it")
         raise UserError(f"training diverged at iteration {self.iteration}: {what}; {saved}. "
@@ -568,6 +578,7 @@ class TrainingRun:
         self.quality = quality
 
     def _save_checkpoint(self):
+        """checkpoint.pt: everything needed to resume the run exactly where it is."""
         path = self.out / "checkpoint.pt"
         save_checkpoint({
             "model": self.model, "config": self.config, "iteration": self.iteration,
@@ -851,6 +862,7 @@ def frechet_distance(mu_1, sigma_1, mu_2, sigma_2):
 
 
 def _gaussian(features):
+    """Mean and covariance of (N, D) features, in float64."""
     features = features.double().cpu().numpy()
     return features.mean(0), np.cov(features, rowvar=False)
 

@@ -177,6 +177,13 @@ def make_optimizers(generator, critic, lr, penalty):
 # ---------------------------------------------------------------------------------------------
 # Training
 
+def variant(config):
+    """WGAN-GP (lambda 10) or WGAN, clip 0.01."""
+    if config["gradient_penalty"]:
+        return f"WGAN-GP (lambda {config['gradient_penalty']})"
+    return f"WGAN, clip {config['clip']}"
+
+
 def train(args):
     config = {"dataset": args.dataset, "z_dim": args.z_dim, "n_critic": args.n_critic,
               "clip": args.clip, "gradient_penalty": args.gradient_penalty, "lr": args.lr,
@@ -204,13 +211,6 @@ def train(args):
         common.ema_update(ema_generator, generator, args.ema)
         run.log(wasserstein=wasserstein, loss_g=loss_g)
     return run.finish(variant=variant(config))
-
-
-def variant(config):
-    """WGAN-GP (lambda 10) or WGAN, clip 0.01."""
-    if config["gradient_penalty"]:
-        return f"WGAN-GP (lambda {config['gradient_penalty']})"
-    return f"WGAN, clip {config['clip']}"
 
 
 def generate(args):

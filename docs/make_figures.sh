@@ -38,7 +38,7 @@ common.save_gif(frames[1:20:2] + frames[29::10], 'docs/gan_logistic_100k.gif', 0
     python benchmarks/gan_dropout_figure.py runs/gan/logistic-100k-no-dropout \
         runs/gan/logistic-100k runs/gan/minimax-100k --out docs/gan_dropout.png
     cp runs/gan/logistic-100k-no-dropout/samples_0100000.png docs/gan_logistic_100k_no_dropout.png
-    # session 2's remedy, measured without dropout: the learning rate decaying to 0
+    # another remedy, measured without dropout: the learning rate decaying to 0
     python gan.py --loss logistic --iters 100000 --lr-decay linear --d-dropout 0 --parzen \
         --out runs/gan/logistic-100k-decay
     cp runs/gan/logistic-100k-decay/quality.png docs/gan_logistic_100k_decay_quality.png

@@ -917,8 +917,8 @@ def record_quality(history, iteration, quality, out):
     history.setdefault("eval_iteration", []).append(iteration)
     for key in keys:
         history.setdefault(f"eval_{key}", []).append(quality[key])
-    shown = ", ".join(f"{key.replace('_', ' ')} {quality[key]:.{2 if key == 'fid' else 3}f}"
-                      for key in keys)
+    shown = ", ".join(f"FID {quality[key]:.2f}" if key == "fid" else
+                      f"{key.replace('_', ' ')} {quality[key]:.3f}" for key in keys)
     print(f"it {iteration:>7d} quality ({quality['n']} samples): {shown} (class entropy of "
           f"ten equal classes: log 10 = 2.303), classes {quality['class_histogram']}")
     save_curves(history, out / "quality.png", x_key="eval_iteration",

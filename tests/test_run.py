@@ -94,6 +94,20 @@ def test_a_nan_loss_stops_the_run_at_that_iteration(name, tiny_data, tiny_classi
     assert not list(out.glob(".*partial*"))
 
 
+def test_a_resumed_run_that_diverges_names_the_checkpoint_it_resumed(tiny_data, tiny_classifier,
+                                                                    tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    run_script("cgan", tiny_data, tiny_classifier, "--iters", 4, "--out", out)
+    poison(monkeypatch, cgan, at_call=2, what="loss")
+    with pytest.raises(SystemExit):
+        run_script("cgan", tiny_data, tiny_classifier, "--iters", 10, "--resume",
+                   out / "checkpoint.pt")
+    error = one_line_error(capsys)
+    assert error.startswith("error: training diverged at iteration 6: loss_d is nan; ")
+    assert f"the last good checkpoint is {out / 'checkpoint.pt'} (iteration 4)" in error
+    assert common.load_checkpoint(out / "checkpoint.pt", "cgan")["iteration"] == 4
+
+
 def test_non_finite_weights_are_never_sampled_or_saved(tiny_data, tiny_classifier, tmp_path,
                                                        monkeypatch, capsys):
     """The losses of step 4 are finite, but the weights it leaves are not: the run stops before

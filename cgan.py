@@ -53,13 +53,16 @@ def parse_args(argv=None):
     parser.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate, both nets")
     parser.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
     common.add_run_arguments(parser, "cgan", sample_every=1000, eval_every=5000,
-                             checkpoint_every=5000)
+                             checkpoint_every=5000, gif_samples=100)
     parser.add_argument("--digit", type=int, metavar="D",
                         help="generate only class D (0-9): a 10x10 grid to --out FILE.png "
                              "(default: beside the checkpoint), or N samples with --generate")
     parser.add_argument("--class-name", help="generate only this class, by name (Fashion-MNIST)")
     args = parser.parse_args(argv)
     common.check_run_arguments(parser, args, positive=("z_dim", "iters", "batch_size"))
+    if args.gif_samples % CLASSES:
+        parser.error(f"--gif-samples {args.gif_samples}: one class per column needs a multiple "
+                     f"of {CLASSES}")
     if args.digit is not None and not 0 <= args.digit < CLASSES:
         parser.error(f"--digit {args.digit}: a class must be in 0-{CLASSES - 1}")
     if args.digit is not None and args.class_name is not None:
@@ -211,10 +214,11 @@ def train(args):
     opt_g = torch.optim.Adam(generator.parameters(), args.lr, (args.beta1, 0.999), fused=True)
     opt_d = torch.optim.Adam(discriminator.parameters(), args.lr, (args.beta1, 0.999), fused=True)
     # The grid: row r, column c is G(z_r | c), so a row keeps one style across the ten classes.
-    fixed_z = torch.randn(CLASSES, config["z_dim"], device=device).repeat_interleave(CLASSES, 0)
-    grid_labels = torch.arange(CLASSES, device=device).repeat(CLASSES)
+    fixed_z = torch.randn(args.gif_samples // CLASSES, config["z_dim"], device=device)
     fixed_z = run.track({"generator": generator, "discriminator": discriminator,
-                         "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_d": opt_d}, fixed_z)
+                         "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_d": opt_d},
+                        fixed_z.repeat_interleave(CLASSES, 0))
+    grid_labels = torch.arange(CLASSES, device=device).repeat(len(fixed_z) // CLASSES)
 
     def draw(count):        # the samples that are measured: labels spread evenly over classes
         wanted = common.class_labels(count, None, device)

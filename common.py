@@ -292,7 +292,8 @@ def argument_parser(docstring, script_file):
     return parser
 
 
-def add_run_arguments(parser, script, sample_every, eval_every, checkpoint_every, minutes=0.0):
+def add_run_arguments(parser, script, sample_every, eval_every, checkpoint_every, minutes=0.0,
+                      gif_samples=64):
     """The flags every generative script shares: data, device, seed, outputs, time budget,
     evaluation, checkpoints, resume and the --generate mode."""
     parser.add_argument("--data-dir", help="data folder (default: $DATA_DIR, else ./data)")
@@ -306,6 +307,8 @@ def add_run_arguments(parser, script, sample_every, eval_every, checkpoint_every
                         help="stop once training has taken this long, counted across --resume "
                              "(0: no limit; sampling and evaluation are not counted)")
     parser.add_argument("--sample-every", type=int, default=sample_every, help="grid + GIF frame")
+    parser.add_argument("--gif-samples", type=int, default=gif_samples,
+                        help="fixed samples in each grid and GIF frame")
     parser.add_argument("--eval-every", type=int, default=eval_every,
                         help="FID and class entropy during training (MNIST only)")
     parser.add_argument("--eval-samples", type=int, default=10000, help="samples per evaluation")
@@ -322,7 +325,8 @@ def add_run_arguments(parser, script, sample_every, eval_every, checkpoint_every
 
 def check_run_arguments(parser, args, positive=()):
     """parser.error (one line, exit 2) for the shared flags' impossible values."""
-    for name in ("sample_every", "eval_every", "eval_samples", "checkpoint_every", *positive):
+    for name in ("sample_every", "gif_samples", "eval_every", "eval_samples", "checkpoint_every",
+                 *positive):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if not 0 <= args.ema < 1:
@@ -445,6 +449,8 @@ class TrainingRun:
         # (path, iteration) of the last checkpoint written, named if the run diverges
         self.saved = (Path(args.resume), self.start) if self.state else None
         self.quality = None
+        evaluated = self.history.get("eval_fid")
+        self.best_fid = min(evaluated) if evaluated else float("inf")   # of best.pt
 
     def track(self, networks, optimizers, fixed_input):
         """Name what a checkpoint holds (dicts: key -> network or optimizer) and the fixed input
@@ -462,11 +468,13 @@ class TrainingRun:
         self.gif_frames = load_gif_frames(self.out / "progress.gif") if self.state else []
         return self.fixed_input
 
-    def iterations(self, snapshot, panels, draw=None, also_measure=None, ncol=8, log_every=100):
+    def iterations(self, snapshot, panels, draw=None, also_measure=None, ncol=None,
+                   log_every=100):
         """Yield the iteration numbers; the code between two yields is the training step, and
         only its time counts against --minutes. snapshot() -> the images of a grid;
         draw(count) -> (images, labels or None) for the quality numbers; also_measure() -> more
-        numbers to record at each evaluation; panels: the logged keys of each curve subplot."""
+        numbers to record at each evaluation; panels: the logged keys of each curve subplot;
+        ncol: the grid's columns (default: as square as it gets)."""
         args, self.draw = self.args, draw
         self.progress = Progress(args.iters, self.start, every=5 * log_every,
                                  time_limit=args.minutes * 60, clock=lambda: self.train_seconds)
@@ -521,7 +529,11 @@ class TrainingRun:
                   "wall_seconds_this_run": round(wall_seconds, 1),
                   **{f"final_{key}": self.history[key][-1] for key in self.keys}, **metrics}
         if self.classifier is not None:
-            result.update(self.quality, classifier_sha256=self.classifier.sha256)
+            evaluated = self.history["eval_fid"]
+            best = evaluated.index(min(evaluated))
+            result.update(self.quality, best_fid=evaluated[best],
+                          best_iteration=self.history["eval_iteration"][best],
+                          classifier_sha256=self.classifier.sha256)
             if self.args.parzen:
                 images, _ = self.draw(10000)
                 result.update(parzen_score(images, self.args.data_dir))
@@ -576,17 +588,21 @@ class TrainingRun:
             round(self.train_seconds / 60, 3))
         record_quality(self.history, self.iteration, quality, self.out)
         self.quality = quality
+        if quality["fid"] < self.best_fid:   # best.pt: the checkpoint of the lowest FID so far
+            self.best_fid = quality["fid"]
+            self._save_checkpoint("best.pt")
 
-    def _save_checkpoint(self):
-        """checkpoint.pt: everything needed to resume the run exactly where it is."""
-        path = self.out / "checkpoint.pt"
+    def _save_checkpoint(self, name="checkpoint.pt"):
+        """Everything needed to resume the run exactly where it is (or to generate from it)."""
+        path = self.out / name
         save_checkpoint({
             "model": self.model, "config": self.config, "iteration": self.iteration,
             "train_seconds": self.train_seconds, "history": self.history,
             "fixed_input": self.fixed_input, "rng": torch.get_rng_state(),
             **{key: network.state_dict() for key, network in self.networks.items()},
             **{key: optimizer.state_dict() for key, optimizer in self.optimizers.items()}}, path)
-        self.saved = (path, self.iteration)
+        if name == "checkpoint.pt":
+            self.saved = (path, self.iteration)
 
 
 @torch.no_grad()

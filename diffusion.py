@@ -89,7 +89,7 @@ def parse_args(argv=None):
                         help="with --checkpoint: only class D, a 10x10 grid to --out FILE.png, "
                              "or N samples with --generate")
     common.add_run_arguments(parser, "diffusion", sample_every=500, eval_every=1750,
-                             checkpoint_every=500)
+                             checkpoint_every=500, gif_samples=100)
     parser.set_defaults(eval_samples=1000)   # each sample costs 50 U-Net passes (x2 with CFG)
     args = parser.parse_args(argv)
     common.check_run_arguments(parser, args, positive=("timesteps", "channels", "iters",
@@ -104,6 +104,9 @@ def parse_args(argv=None):
         parser.error("--guidance must be >= 0")
     if args.channels % 8:
         parser.error("--channels must be a multiple of 8 (GroupNorm uses 8 groups)")
+    if args.gif_samples % CLASSES:
+        parser.error(f"--gif-samples {args.gif_samples}: one class per column needs a multiple "
+                     f"of {CLASSES}")
     if args.digit is not None and not 0 <= args.digit < CLASSES:
         parser.error(f"--digit {args.digit}: a class must be in 0-{CLASSES - 1}")
     if (args.generate is not None or args.digit is not None) and not args.checkpoint:
@@ -372,12 +375,12 @@ def train(args):
     model = build_model(config).to(device, memory_format=torch.channels_last)
     ema_model = copy.deepcopy(model).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), args.lr, fused=True)
-    # The GIF: the same 100 starting noises (row = noise, column = class), DDIM is deterministic,
+    # The GIF: the same starting noises (row = noise, column = class), DDIM is deterministic,
     # so every frame shows the same samples as the model learns.
-    fixed_noise = torch.randn(CLASSES * CLASSES, *config["image_shape"], device=device)
-    grid_labels = torch.arange(CLASSES, device=device).repeat(CLASSES)
+    fixed_noise = torch.randn(args.gif_samples, *config["image_shape"], device=device)
     fixed_noise = run.track({"unet": model, "ema_model": ema_model}, {"optimizer": optimizer},
                             fixed_noise)
+    grid_labels = torch.arange(CLASSES, device=device).repeat(len(fixed_noise) // CLASSES)
     sampling = {"guidance": args.guidance, "sampler": "ddim", "steps": args.steps}
 
     def draw(count):        # the samples that are measured: labels spread evenly over classes

@@ -232,7 +232,7 @@ def train(args):
     generator, discriminator = (net.to(device) for net in build_networks(config))
     ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
     opt_g, opt_d = make_optimizers(generator, discriminator, args.lr, args.beta1)
-    fixed_z = torch.randn(64, config["z_dim"], device=device)  # the same 64 z in every GIF frame
+    fixed_z = torch.randn(args.gif_samples, config["z_dim"], device=device)  # every GIF frame
     fixed_z = run.track({"generator": generator, "discriminator": discriminator,
                          "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_d": opt_d}, fixed_z)
 

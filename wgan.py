@@ -1,5 +1,7 @@
-"""The Wasserstein GAN: Arjovsky, Chintala and Bottou, "Wasserstein GAN", ICML 2017; with
---gradient-penalty, WGAN-GP: Gulrajani et al., "Improved Training of Wasserstein GANs", 2017.
+"""DCGAN against WGAN, the same networks trained with two losses: the original GAN loss
+(Goodfellow et al. 2014) or the Wasserstein loss of Arjovsky, Chintala and Bottou, "Wasserstein
+GAN", ICML 2017; with --gradient-penalty, WGAN-GP: Gulrajani et al., "Improved Training of
+Wasserstein GANs", 2017.
 
 The standard GAN's discriminator loss tells little about sample quality: once D wins, the
 Jensen-Shannon divergence it estimates saturates at log 2 and its gradient vanishes. The WGAN
@@ -8,29 +10,38 @@ replaces it with the Earth-Mover (Wasserstein-1) distance, through its dual form
 
     W(P_data, P_G) = max over 1-Lipschitz f of  E_x[f(x)] - E_z[f(G(z))].
 
-A "critic" f (no sigmoid: it outputs a score, not a probability) is trained to reach that max:
+The second network is the same in both runs; only how its output is read, the loss, the
+optimizer and the constraint change:
 
-    critic     L_f = E[f(G(z))] - E[f(x)]         (minimized; -L_f estimates W)
-    generator  L_G = -E[f(G(z))]
+    --loss gan          D(x) = sigmoid(l(x)), on logits as in gan.py, Adam, no constraint:
+                        L_D = softplus(-l_real) + softplus(l_fake),  L_G = softplus(-l_fake)
+    --loss wasserstein  a "critic" f (no sigmoid: a score, not a probability), RMSprop:
+                        L_f = E[f(G(z))] - E[f(x)]  (minimized; -L_f estimates W),
+                        L_G = -E[f(G(z))]
 
-and, unlike the GAN's loss, -L_f falls as the samples improve: it is a number to watch.
+Unlike the GAN's discriminator loss, the critic's estimate -L_f falls as the samples improve: it
+is a number to watch.
 
 The hard part is "1-Lipschitz". The paper clamps every critic weight to [-c, c] after each critic
 step (`--clip c`, default 0.01): a crude bound that makes f K-Lipschitz for some K, which only
 rescales W. Too large a c and the critic takes long to train; too small and gradients vanish
 through the layers; 0.001 to 0.1 is the useful range. WGAN-GP (`--gradient-penalty LAMBDA`)
 drops clipping and adds LAMBDA * E[(||grad f(x_hat)||_2 - 1)^2] at points x_hat on lines between
-real and fake samples, where an optimal critic has gradient norm 1; it uses Adam(1e-4, betas
-(0, 0.9)) as in that paper. The critic is trained `--n-critic` times (5) per generator step, so
-it stays close to its optimum and its estimate of W stays meaningful.
+real and fake samples, where an optimal critic has gradient norm 1; it uses Adam with beta1 = 0
+and beta2 = 0.9, as in that paper. The critic is trained `--n-critic` times (5) per generator
+step, so it stays close to its optimum and its estimate of W stays meaningful; the GAN's
+discriminator once (`--n-critic 1`), as in gan.py.
 
-Networks, DCGAN-shaped and sized for a CPU (one generator step costs 5 critic steps):
-    generator: dense z -> (64, s, s), then transposed conv -> (32, 2s, 2s), transposed conv ->
-               (16, 4s, 4s), conv -> (C, 4s, 4s), tanh; batch norm + ReLU between (s = 7 or 8)
-    critic:    conv -> 16, conv -> 32, conv -> 64 channels (stride 2 each: 4x4 left), LeakyReLU
-               and dropout 0.2 after each, then dense -> 1 score. No batch norm: the gradient
-               penalty is taken per sample, and batch norm would mix the samples of a batch.
+The networks of the course's exercise, sized for a CPU:
+    generator:     dense z -> (64, s, s), then transposed conv -> (32, 2s, 2s), transposed conv
+                   -> (16, 4s, 4s), conv -> (C, 4s, 4s), tanh; batch norm + ReLU between
+                   (s = 7 for 28x28, 8 for 32x32): 1 dense + 3 conv layers
+    discriminator  conv -> 16, conv -> 32, conv -> 64 channels (stride 2 each: 4x4 left),
+    or critic:     LeakyReLU and dropout (--dropout) after each, then dense -> 1 number:
+                   3 conv + 1 dense layers. No batch norm: the gradient penalty is taken per
+                   sample, and batch norm would mix the samples of a batch.
 
+    python wgan.py --loss gan                        # the DCGAN of the comparison
     python wgan.py                                   # clipped WGAN on MNIST, 10 minutes
     python wgan.py --gradient-penalty 10             # WGAN-GP
     python wgan.py --clip 0.1 --minutes 5            # see what a looser clip does
@@ -40,6 +51,7 @@ import warnings
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 import common
 
@@ -50,23 +62,36 @@ def parse_args(argv=None):
     parser.add_argument("--z-dim", type=int, default=100, help="latent size, 50-200")
     parser.add_argument("--iters", type=int, default=100000, help="most generator iterations")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--n-critic", type=int, default=5, help="critic steps per G step")
+    parser.add_argument("--loss", choices=["wasserstein", "gan"], default="wasserstein",
+                        help="what the second network learns: the critic of W, or the GAN's "
+                             "discriminator")
+    parser.add_argument("--n-critic", type=int,
+                        help="critic (or D) steps per G step (default 5, or 1 with --loss gan)")
     parser.add_argument("--clip", type=float, default=0.01, help="critic weights in [-c, c]")
     parser.add_argument("--gradient-penalty", type=float, metavar="LAMBDA",
                         help="WGAN-GP with this weight instead of clipping (the paper: 10)")
-    parser.add_argument("--lr", type=float,
-                        help="default 5e-5 (RMSprop), or 1e-4 with --gradient-penalty (Adam)")
+    parser.add_argument("--lr", type=float, help="default 5e-5 (RMSprop), 1e-4 with "
+                                                 "--gradient-penalty, 2e-4 with --loss gan (Adam)")
+    parser.add_argument("--dropout", type=float, default=0.2,
+                        help="dropout after each convolution of the critic or discriminator")
     common.add_run_arguments(parser, "wgan", sample_every=200, eval_every=1000,
                              checkpoint_every=1000, minutes=10.0)
     args = parser.parse_args(argv)
     if not 50 <= args.z_dim <= 200:
         parser.error(f"--z-dim {args.z_dim}: the course's networks take 50-200")
+    if args.n_critic is None:
+        args.n_critic = 1 if args.loss == "gan" else 5
     common.check_run_arguments(parser, args, positive=("iters", "batch_size", "n_critic"))
     if args.clip <= 0:
         parser.error("--clip must be positive")
+    if not 0 <= args.dropout < 1:
+        parser.error("--dropout must be in [0, 1)")
     if args.gradient_penalty is not None and args.gradient_penalty <= 0:
         parser.error("--gradient-penalty must be positive")
-    if args.gradient_penalty is None and not 0.001 <= args.clip <= 0.1:
+    if args.loss == "gan" and args.gradient_penalty is not None:
+        parser.error("--gradient-penalty is for --loss wasserstein")
+    if args.loss == "wasserstein" and args.gradient_penalty is None \
+            and not 0.001 <= args.clip <= 0.1:
         warnings.warn(f"--clip {args.clip} is outside [0.001, 0.1]: expect a critic that cannot "
                       "learn (too small) or trains very slowly (too large)", stacklevel=2)
     if (args.generate is None) != (args.checkpoint is None):
@@ -75,7 +100,8 @@ def parse_args(argv=None):
 
 
 # ---------------------------------------------------------------------------------------------
-# Networks: generator = 1 dense + 3 conv layers, critic = 3 conv + 1 dense with dropout
+# Networks: generator = 1 dense + 3 conv layers, critic = 3 conv + 1 dense with dropout, the same
+# for both losses
 
 class Generator(nn.Module):
     def __init__(self, z_dim, image_shape):
@@ -96,27 +122,46 @@ class Generator(nn.Module):
 
 
 class Critic(nn.Module):
-    def __init__(self, image_shape):
+    """The WGAN's critic f, or the GAN's discriminator (its output then a logit l)."""
+
+    def __init__(self, image_shape, dropout=0.2):
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(image_shape[0], 16, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Dropout(0.2),                                   # (B, 16, H/2, W/2)
+            nn.Dropout(dropout),                               # (B, 16, H/2, W/2)
             nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Dropout(0.2),                                   # (B, 32, H/4, W/4): 7 or 8
+            nn.Dropout(dropout),                               # (B, 32, H/4, W/4): 7 or 8
             nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Dropout(0.2),                                   # (B, 64, 4, 4)
-            nn.Flatten(), nn.Linear(64 * 4 * 4, 1))            # (B, 1): a score, no sigmoid
+            nn.Dropout(dropout),                               # (B, 64, 4, 4)
+            nn.Flatten(), nn.Linear(64 * 4 * 4, 1))            # (B, 1): no sigmoid
 
     def forward(self, images):
         return self.net(images).squeeze(1)                     # (B,)
 
 
+def build_networks(config):
+    """The generator and the critic: the same for --loss gan and --loss wasserstein."""
+    return (Generator(config["z_dim"], config["image_shape"]),
+            Critic(config["image_shape"], config["dropout"]))
+
+
 # ---------------------------------------------------------------------------------------------
 # Losses
 
-def critic_loss(real_scores, fake_scores):
+def critic_loss(real_scores, fake_scores, loss):
+    if loss == "gan":
+        # L_D = -[log D(x) + log(1 - D(G(z)))] = softplus(-l_real) + softplus(l_fake)
+        return F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
     # L_f = E[f(G(z))] - E[f(x)]; its negative is the critic's estimate of W (up to a scale)
     return fake_scores.mean() - real_scores.mean()
+
+
+def generator_loss(fake_scores, loss):
+    if loss == "gan":
+        # L_G = -log D(G(z)) = softplus(-l_fake), the non-saturating loss
+        return F.softplus(-fake_scores).mean()
+    # L_G = -E[f(G(z))]
+    return -fake_scores.mean()
 
 
 def gradient_penalty(critic, real, fake):
@@ -134,39 +179,47 @@ def clip_weights(critic, clip):
             parameter.clamp_(-clip, clip)
 
 
-def train_step(generator, critic, opt_g, opt_f, train_images, batch_size, z_dim, n_critic, clip,
-               penalty):
-    """n_critic critic steps (each on a fresh real batch and fresh z), then one generator step.
-    Returns the critic's W estimate E[f(x)] - E[f(G(z))] of its last step and the G loss."""
-    for _ in range(n_critic):
+def train_step(generator, critic, opt_g, opt_f, train_images, batch_size, config):
+    """config["n_critic"] critic steps (each on a fresh real batch and fresh z), then one
+    generator step. Returns the numbers to log: for the WGAN the critic's estimate
+    E[f(x)] - E[f(G(z))] of its last step, for the GAN the discriminator's loss; and G's loss."""
+    loss, penalty, z_dim = config["loss"], config["gradient_penalty"], config["z_dim"]
+    for _ in range(config["n_critic"]):
         real = common.sample_batch(train_images, batch_size)       # (B, C, H, W)
         with torch.no_grad():
             fake = generator(torch.randn(len(real), z_dim, device=real.device))
         scores = critic(torch.cat([real, fake]))               # one pass for both: (2B,)
         real_scores, fake_scores = scores[:len(real)], scores[len(real):]
-        loss_f = critic_loss(real_scores, fake_scores)
+        loss_f = critic_loss(real_scores, fake_scores, loss)
         if penalty:
             # WGAN-GP: L_f + LAMBDA * E[(||grad f(x_hat)|| - 1)^2]
             loss_f = loss_f + penalty * gradient_penalty(critic, real, fake)
         opt_f.zero_grad(set_to_none=True)
         loss_f.backward()
         opt_f.step()
-        if not penalty:
-            clip_weights(critic, clip)
-    wasserstein = (real_scores.mean() - fake_scores.mean()).detach()
+        if loss == "wasserstein" and not penalty:
+            clip_weights(critic, config["clip"])
 
     critic.requires_grad_(False)                               # only G learns in this step
-    # L_G = -E[f(G(z))]
-    loss_g = -critic(generator(torch.randn(len(real), z_dim, device=real.device))).mean()
+    fake_scores_g = critic(generator(torch.randn(len(real), z_dim, device=real.device)))
+    loss_g = generator_loss(fake_scores_g, loss)
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
     critic.requires_grad_(True)
-    return wasserstein, loss_g.detach()
+    if loss == "gan":
+        return {"loss_d": loss_f.detach(), "loss_g": loss_g.detach()}
+    return {"wasserstein": (real_scores.mean() - fake_scores.mean()).detach(),
+            "loss_g": loss_g.detach()}
 
 
-def make_optimizers(generator, critic, lr, penalty):
-    if penalty:   # WGAN-GP: Adam with beta1 = 0, beta2 = 0.9
+def make_optimizers(generator, critic, config):
+    """Adam for the GAN (as in gan.py), RMSprop for the clipped WGAN, Adam(0, 0.9) for WGAN-GP."""
+    lr = config["lr"]
+    if config["loss"] == "gan":
+        return (torch.optim.Adam(generator.parameters(), lr or 2e-4, (0.5, 0.999), fused=True),
+                torch.optim.Adam(critic.parameters(), lr or 2e-4, (0.5, 0.999), fused=True))
+    if config["gradient_penalty"]:
         return (torch.optim.Adam(generator.parameters(), lr or 1e-4, (0.0, 0.9), fused=True),
                 torch.optim.Adam(critic.parameters(), lr or 1e-4, (0.0, 0.9), fused=True))
     # The WGAN paper: RMSprop (momentum-based optimizers made the clipped critic unstable)
@@ -178,38 +231,39 @@ def make_optimizers(generator, critic, lr, penalty):
 # Training
 
 def variant(config):
-    """WGAN-GP (lambda 10) or WGAN, clip 0.01."""
+    """GAN, WGAN-GP (lambda 10) or WGAN, clip 0.01."""
+    if config["loss"] == "gan":
+        return "GAN"
     if config["gradient_penalty"]:
         return f"WGAN-GP (lambda {config['gradient_penalty']})"
     return f"WGAN, clip {config['clip']}"
 
 
 def train(args):
-    config = {"dataset": args.dataset, "z_dim": args.z_dim, "n_critic": args.n_critic,
-              "clip": args.clip, "gradient_penalty": args.gradient_penalty, "lr": args.lr,
+    config = {"dataset": args.dataset, "loss": args.loss, "z_dim": args.z_dim,
+              "n_critic": args.n_critic, "clip": args.clip, "dropout": args.dropout,
+              "gradient_penalty": args.gradient_penalty, "lr": args.lr,
               "image_shape": list(common.DATASETS[args.dataset]["shape"])}
     run = common.TrainingRun(args, "wgan", config)   # with --resume, the checkpoint's config
     config, device = run.config, run.device
     images, _ = common.load_dataset(config["dataset"], train=True, data_dir=args.data_dir)
     train_images = common.to_training_tensor(images, device)   # (N, C, H, W) in [-1, 1]
-    generator = Generator(config["z_dim"], config["image_shape"]).to(device)
-    critic = Critic(config["image_shape"]).to(device)
+    generator, critic = (net.to(device) for net in build_networks(config))
     ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
-    opt_g, opt_f = make_optimizers(generator, critic, config["lr"], config["gradient_penalty"])
-    fixed_z = torch.randn(64, config["z_dim"], device=device)  # the same 64 z in every GIF frame
+    opt_g, opt_f = make_optimizers(generator, critic, config)
+    fixed_z = torch.randn(args.gif_samples, config["z_dim"], device=device)  # every GIF frame
     fixed_z = run.track({"generator": generator, "critic": critic,
                          "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_f": opt_f}, fixed_z)
 
     def draw(count):        # the samples that are measured: G_ema(z), no labels
         return common.draw_samples(ema_generator, count, config["z_dim"], device), None
 
-    for _ in run.iterations(lambda: ema_generator(fixed_z), draw=draw, log_every=50,
-                            panels=[["wasserstein"], ["loss_g"]]):
-        wasserstein, loss_g = train_step(generator, critic, opt_g, opt_f, train_images,
-                                         args.batch_size, config["z_dim"], config["n_critic"],
-                                         config["clip"], config["gradient_penalty"])
+    panels = [["loss_d"], ["loss_g"]] if config["loss"] == "gan" else [["wasserstein"], ["loss_g"]]
+    for _ in run.iterations(lambda: ema_generator(fixed_z), panels, draw=draw, log_every=50):
+        numbers = train_step(generator, critic, opt_g, opt_f, train_images, args.batch_size,
+                             config)
         common.ema_update(ema_generator, generator, args.ema)
-        run.log(wasserstein=wasserstein, loss_g=loss_g)
+        run.log(**numbers)
     return run.finish(variant=variant(config))
 
 
@@ -217,7 +271,7 @@ def generate(args):
     state = common.load_checkpoint(args.checkpoint, "wgan")
     device = common.pick_device(args.device)
     common.seed_everything(args.seed)
-    generator = Generator(state["config"]["z_dim"], state["config"]["image_shape"])
+    generator, _ = build_networks(state["config"])
     common.load_weights(generator, state["ema_generator"], args.checkpoint)
     images = common.draw_samples(generator.to(device), args.generate, state["config"]["z_dim"],
                                  device)

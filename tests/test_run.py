@@ -65,8 +65,11 @@ def poison(monkeypatch, module, at_call, what):
             with torch.no_grad():
                 for parameter in args[0].parameters():     # the first argument: G or the U-Net
                     parameter.fill_(float("nan"))
-            if what == "loss":
+            if what == "loss":   # the first number the step returns becomes NaN
                 nan = torch.tensor(float("nan"))
+                if isinstance(result, dict):
+                    return {key: nan if i == 0 else value
+                            for i, (key, value) in enumerate(result.items())}
                 return (nan, *result[1:]) if isinstance(result, tuple) else nan
         return result
     monkeypatch.setattr(module, "train_step", train_step)
@@ -196,3 +199,50 @@ def test_an_altered_or_missing_classifier_is_a_one_line_error(tiny_data, tmp_pat
     copy.unlink()
     with pytest.raises(common.UserError, match="is missing: restore it"):
         common.load_classifier()
+
+
+# --- best.pt and the GIF's samples --------------------------------------------------------------
+
+def test_best_checkpoint_is_the_one_with_the_lowest_recorded_fid(tiny_data, tiny_classifier,
+                                                                  tmp_path, monkeypatch):
+    fids = iter([5.0, 3.0, 4.0, 6.0, 3.5, 2.5])
+
+    def scripted_quality(images, labels, classifier, data_dir=None):
+        return {"n": len(images), "fid": next(fids), "class_histogram": [len(images)] + [0] * 9,
+                "class_entropy": 0.0}
+    monkeypatch.setattr(common, "sample_quality", scripted_quality)
+    out = tmp_path / "run"
+    run_script("gan", tiny_data, tiny_classifier, "--iters", 4, "--eval-every", 1, "--out", out)
+    best = common.load_checkpoint(out / "best.pt", "gan")
+    assert best["iteration"] == 2 and best["history"]["eval_fid"] == [5.0, 3.0]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["best_fid"], metrics["best_iteration"], metrics["fid"]) == (3.0, 2, 6.0)
+    # a resumed run keeps the best of the whole run: 3.5 is not better than 3.0, 2.5 is
+    run_script("gan", tiny_data, tiny_classifier, "--iters", 6, "--eval-every", 1,
+               "--resume", out / "checkpoint.pt")
+    assert common.load_checkpoint(out / "best.pt", "gan")["iteration"] == 6
+    # --generate takes either checkpoint
+    gan.main(["--checkpoint", str(out / "best.pt"), "--generate", "3",
+              "--out", str(tmp_path / "s.npz")])
+    assert (tmp_path / "s.npz").is_file()
+
+
+@pytest.mark.parametrize("name, count, shape", [("gan", 49, (212, 212)), ("wgan", 10, (92, 122)),
+                                                ("cgan", 30, (92, 302))])
+def test_gif_samples(name, count, shape, tiny_data, tiny_classifier, tmp_path):
+    from PIL import Image
+    out = tmp_path / "run"
+    run_script(name, tiny_data, tiny_classifier, "--iters", 2, "--gif-samples", count,
+               "--out", out)
+    frames = common.load_gif_frames(out / "progress.gif")
+    assert frames[-1].shape[:2] == shape           # 7 x 7, 4 x 3 and 10 x 3 images of 28 + 2
+    with Image.open(out / "samples_0000002.png") as grid:
+        assert grid.size == shape[::-1]
+
+
+def test_one_class_per_column_needs_a_multiple_of_ten(capsys):
+    for module in (cgan, diffusion):
+        with pytest.raises(SystemExit) as exit_info:
+            module.main(["--gif-samples", "25"])
+        assert exit_info.value.code == 2
+        assert "multiple of 10" in capsys.readouterr().err

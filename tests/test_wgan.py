@@ -1,6 +1,7 @@
 """wgan.py: clipping bounds, the critic loss and gradient penalty against their definitions,
 n_critic critic steps per generator step, shapes for every dataset, and a smoke run."""
 import json
+import math
 
 import numpy as np
 import pytest
@@ -12,18 +13,24 @@ import common
 import wgan
 
 
-def setup(shape=(1, 28, 28), penalty=None, seed=0):
+def config(loss="wasserstein", penalty=None, clip=0.01, n_critic=1, shape=(1, 28, 28)):
+    return {"loss": loss, "gradient_penalty": penalty, "clip": clip, "n_critic": n_critic,
+            "z_dim": 50, "dropout": 0.2, "lr": None, "image_shape": list(shape)}
+
+
+def setup(settings, seed=0):
     torch.manual_seed(seed)
-    generator, critic = wgan.Generator(50, shape), wgan.Critic(shape)
-    return generator, critic, *wgan.make_optimizers(generator, critic, None, penalty)
+    generator, critic = wgan.build_networks(settings)
+    return generator, critic, *wgan.make_optimizers(generator, critic, settings)
 
 
 @settings(max_examples=15, deadline=None)
 @given(st.floats(0.001, 0.1), st.integers(0, 1000))
 def test_after_a_critic_step_every_parameter_lies_in_the_clip_range(clip, seed):
-    generator, critic, opt_g, opt_f = setup(seed=seed)
+    settings = config(clip=clip)
+    generator, critic, opt_g, opt_f = setup(settings, seed=seed)
     real = torch.rand(4, 1, 28, 28) * 2 - 1
-    wgan.train_step(generator, critic, opt_g, opt_f, real, len(real), 50, 1, clip, None)
+    wgan.train_step(generator, critic, opt_g, opt_f, real, len(real), settings)
     for parameter in critic.parameters():
         assert parameter.abs().max() <= clip
     assert max(p.abs().max().item() for p in critic.parameters()) == pytest.approx(clip)  # clipped
@@ -36,8 +43,55 @@ def test_critic_loss_equals_its_formula(real, fake):
     # L_f = E[f(G(z))] - E[f(x)]
     expected = np.mean(fake) - np.mean(real)
     got = wgan.critic_loss(torch.tensor(real, dtype=torch.float64),
-                           torch.tensor(fake, dtype=torch.float64))
+                           torch.tensor(fake, dtype=torch.float64), "wasserstein")
     assert got.item() == pytest.approx(expected, abs=1e-9)
+
+
+def sigmoid(value):
+    return 1 / (1 + math.exp(-value))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-15, 15), min_size=1, max_size=8),
+       st.lists(st.floats(-15, 15), min_size=1, max_size=8))
+def test_the_gan_loss_on_logits_equals_its_definition(real, fake):
+    # L_D = -[log D(x) + log(1 - D(G(z)))] and L_G = -log D(G(z)), with D = sigmoid(l)
+    expected_d = -np.mean([math.log(sigmoid(r)) for r in real]) \
+        - np.mean([math.log1p(-sigmoid(f)) for f in fake])
+    expected_g = -np.mean([math.log(sigmoid(f)) for f in fake])
+    real_t = torch.tensor(real, dtype=torch.float64)
+    fake_t = torch.tensor(fake, dtype=torch.float64)
+    assert wgan.critic_loss(real_t, fake_t, "gan").item() == pytest.approx(expected_d, rel=1e-7,
+                                                                           abs=1e-9)
+    assert wgan.generator_loss(fake_t, "gan").item() == pytest.approx(expected_g, rel=1e-7,
+                                                                      abs=1e-9)
+    # and the Wasserstein generator loss: L_G = -E[f(G(z))]
+    assert wgan.generator_loss(fake_t, "wasserstein").item() == pytest.approx(-np.mean(fake))
+
+
+def test_both_losses_build_identical_networks(tiny_data, tmp_path):
+    """Only the loss, the optimizer and the constraint differ: the same layers, the same shapes,
+    and from the same seed the same initial weights."""
+    gan_nets = setup(config(loss="gan"))[:2]
+    wasserstein_nets = setup(config())[:2]
+    for gan_net, wasserstein_net in zip(gan_nets, wasserstein_nets):
+        assert str(gan_net) == str(wasserstein_net)
+        for (name, a), (other, b) in zip(gan_net.state_dict().items(),
+                                         wasserstein_net.state_dict().items()):
+            assert name == other and torch.equal(a, b)
+    # and the two runs of the script
+    states = {}
+    for loss in ("gan", "wasserstein"):
+        wgan.main(["--data-dir", str(tiny_data), "--dataset", "fashion", "--loss", loss,
+                   "--batch-size", "4", "--iters", "2", "--out", str(tmp_path / loss)])
+        states[loss] = common.load_checkpoint(tmp_path / loss / "checkpoint.pt", "wgan")
+    for key in ("generator", "critic"):
+        assert {name: value.shape for name, value in states["gan"][key].items()} == \
+            {name: value.shape for name, value in states["wasserstein"][key].items()}
+    assert isinstance(states["gan"]["opt_f"]["state"][0].get("exp_avg"), torch.Tensor)   # Adam
+    assert "square_avg" in states["wasserstein"]["opt_f"]["state"][0]                   # RMSprop
+    assert states["gan"]["config"]["n_critic"] == 1
+    assert "loss_d" in states["gan"]["history"] and "wasserstein" not in states["gan"]["history"]
 
 
 class LinearCritic(nn.Module):
@@ -68,11 +122,11 @@ def test_gradient_penalty(seed, norm):
 @pytest.mark.parametrize("penalty", [None, 10.0])
 @pytest.mark.parametrize("n_critic", [1, 3, 5])
 def test_n_critic_steps_per_generator_step(penalty, n_critic):
-    generator, critic, opt_g, opt_f = setup(penalty=penalty)
+    settings = config(penalty=penalty, n_critic=n_critic)
+    generator, critic, opt_g, opt_f = setup(settings)
     real = torch.rand(4, 1, 28, 28) * 2 - 1
     for _ in range(2):
-        wgan.train_step(generator, critic, opt_g, opt_f, real, len(real), 50, n_critic, 0.01,
-                        penalty)
+        wgan.train_step(generator, critic, opt_g, opt_f, real, len(real), settings)
     critic_steps = {int(state["step"]) for state in opt_f.state.values()}
     generator_steps = {int(state["step"]) for state in opt_g.state.values()}
     assert critic_steps == {2 * n_critic} and generator_steps == {2}
@@ -82,7 +136,8 @@ def test_n_critic_steps_per_generator_step(penalty, n_critic):
 @pytest.mark.parametrize("batch", [1, 5])
 def test_shapes_for_every_dataset(dataset, batch):
     shape = common.DATASETS[dataset]["shape"]
-    generator, critic = wgan.Generator(50, shape).eval(), wgan.Critic(shape)
+    generator, critic = wgan.build_networks(config(shape=shape))
+    generator.eval()
     images = generator(torch.randn(batch, 50))
     assert images.shape == (batch, *shape)
     assert critic(images).shape == (batch,)
@@ -118,6 +173,7 @@ def test_flags():
     with pytest.warns(UserWarning, match="outside"):
         wgan.parse_args(["--clip", "0.5"])
     for bad in (["--z-dim", "20"], ["--z-dim", "300"], ["--clip", "0"], ["--n-critic", "0"],
-                ["--gradient-penalty", "-1"]):
+                ["--gradient-penalty", "-1"], ["--loss", "gan", "--gradient-penalty", "10"],
+                ["--dropout", "1"], ["--gif-samples", "0"]):
         with pytest.raises(SystemExit):
             wgan.parse_args(bad)

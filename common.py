@@ -522,10 +522,12 @@ class TrainingRun:
         self.count += 1
 
     def finish(self, **metrics):
-        """metrics.json: iterations, training time, the last logged means, the last quality
-        numbers (and with --parzen the Parzen estimate), and the script's own `metrics`."""
+        """metrics.json: the config and flags, iterations, training time, the last logged means,
+        the last and the best quality numbers (and with --parzen the Parzen estimate), and the
+        script's own `metrics`."""
         wall_seconds = time.perf_counter() - self.wall_started
-        result = {"iterations": self.iteration, "train_seconds": round(self.train_seconds, 1),
+        result = {"config": self.config, "flags": vars(self.args),
+                  "iterations": self.iteration, "train_seconds": round(self.train_seconds, 1),
                   "wall_seconds_this_run": round(wall_seconds, 1),
                   **{f"final_{key}": self.history[key][-1] for key in self.keys}, **metrics}
         if self.classifier is not None:

@@ -28,9 +28,14 @@ rescales W. Too large a c and the critic takes long to train; too small and grad
 through the layers; 0.001 to 0.1 is the useful range. WGAN-GP (`--gradient-penalty LAMBDA`)
 drops clipping and adds LAMBDA * E[(||grad f(x_hat)||_2 - 1)^2] at points x_hat on lines between
 real and fake samples, where an optimal critic has gradient norm 1; it uses Adam with beta1 = 0
-and beta2 = 0.9, as in that paper. The critic is trained `--n-critic` times (5) per generator
-step, so it stays close to its optimum and its estimate of W stays meaningful; the GAN's
-discriminator once (`--n-critic 1`), as in gan.py.
+and beta2 = 0.9, as in that paper.
+
+The critic is trained `--n-critic` times per generator step so that it stays near its optimum
+and its estimate of W stays meaningful; the GAN's discriminator once, as in gan.py. The papers
+train the critic 5 times, with learning rates of 5e-5 (RMSprop, clipping) and 1e-4 (Adam,
+WGAN-GP), for hundreds of thousands of critic steps. On a CPU budget of minutes that critic eats
+the time the generator needs, so the defaults here are 2 critic steps, RMSprop at 2e-4 and
+Adam at 3e-4: docs/GUIDE.md shows the runs that chose them.
 
 The networks of the course's exercise, sized for a CPU:
     generator:     dense z -> (64, s, s), then transposed conv -> (32, 2s, 2s), transposed conv
@@ -41,9 +46,9 @@ The networks of the course's exercise, sized for a CPU:
                    3 conv + 1 dense layers. No batch norm: the gradient penalty is taken per
                    sample, and batch norm would mix the samples of a batch.
 
-    python wgan.py --loss gan                        # the DCGAN of the comparison
-    python wgan.py                                   # clipped WGAN on MNIST, 10 minutes
-    python wgan.py --gradient-penalty 10             # WGAN-GP
+    python wgan.py --loss gan --minutes 20           # the DCGAN of the comparison
+    python wgan.py --minutes 20                      # clipped WGAN (c = 0.01) on MNIST
+    python wgan.py --minutes 20 --gradient-penalty 10   # WGAN-GP
     python wgan.py --clip 0.1 --minutes 5            # see what a looser clip does
 """
 import copy
@@ -66,21 +71,23 @@ def parse_args(argv=None):
                         help="what the second network learns: the critic of W, or the GAN's "
                              "discriminator")
     parser.add_argument("--n-critic", type=int,
-                        help="critic (or D) steps per G step (default 5, or 1 with --loss gan)")
+                        help="critic (or D) steps per G step (default 2, or 1 with --loss gan)")
     parser.add_argument("--clip", type=float, default=0.01, help="critic weights in [-c, c]")
     parser.add_argument("--gradient-penalty", type=float, metavar="LAMBDA",
                         help="WGAN-GP with this weight instead of clipping (the paper: 10)")
-    parser.add_argument("--lr", type=float, help="default 5e-5 (RMSprop), 1e-4 with "
+    parser.add_argument("--lr", type=float, help="default 2e-4 (RMSprop), 3e-4 with "
                                                  "--gradient-penalty, 2e-4 with --loss gan (Adam)")
     parser.add_argument("--dropout", type=float, default=0.2,
                         help="dropout after each convolution of the critic or discriminator")
     common.add_run_arguments(parser, "wgan", sample_every=200, eval_every=1000,
-                             checkpoint_every=1000, minutes=10.0)
+                             checkpoint_every=1000, minutes=20.0)
     args = parser.parse_args(argv)
     if not 50 <= args.z_dim <= 200:
         parser.error(f"--z-dim {args.z_dim}: the course's networks take 50-200")
     if args.n_critic is None:
-        args.n_critic = 1 if args.loss == "gan" else 5
+        args.n_critic = 1 if args.loss == "gan" else 2
+    if args.lr is None:   # Adam for the GAN and WGAN-GP, RMSprop for the clipped WGAN
+        args.lr = 3e-4 if args.gradient_penalty else 2e-4
     common.check_run_arguments(parser, args, positive=("iters", "batch_size", "n_critic"))
     if args.clip <= 0:
         parser.error("--clip must be positive")
@@ -217,14 +224,14 @@ def make_optimizers(generator, critic, config):
     """Adam for the GAN (as in gan.py), RMSprop for the clipped WGAN, Adam(0, 0.9) for WGAN-GP."""
     lr = config["lr"]
     if config["loss"] == "gan":
-        return (torch.optim.Adam(generator.parameters(), lr or 2e-4, (0.5, 0.999), fused=True),
-                torch.optim.Adam(critic.parameters(), lr or 2e-4, (0.5, 0.999), fused=True))
+        return (torch.optim.Adam(generator.parameters(), lr, (0.5, 0.999), fused=True),
+                torch.optim.Adam(critic.parameters(), lr, (0.5, 0.999), fused=True))
     if config["gradient_penalty"]:
-        return (torch.optim.Adam(generator.parameters(), lr or 1e-4, (0.0, 0.9), fused=True),
-                torch.optim.Adam(critic.parameters(), lr or 1e-4, (0.0, 0.9), fused=True))
+        return (torch.optim.Adam(generator.parameters(), lr, (0.0, 0.9), fused=True),
+                torch.optim.Adam(critic.parameters(), lr, (0.0, 0.9), fused=True))
     # The WGAN paper: RMSprop (momentum-based optimizers made the clipped critic unstable)
-    return (torch.optim.RMSprop(generator.parameters(), lr or 5e-5),
-            torch.optim.RMSprop(critic.parameters(), lr or 5e-5))
+    return (torch.optim.RMSprop(generator.parameters(), lr),
+            torch.optim.RMSprop(critic.parameters(), lr))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,61 +1,164 @@
-"""The WGAN teaching figure, from the checkpoints of finished runs: the critic's estimate of the
-Wasserstein distance falls as FID falls, while the standard GAN's discriminator loss says little.
+"""The DCGAN-against-WGAN figures and tables, from finished wgan.py runs (their checkpoint.pt,
+metrics.json and last sample grid).
 
-    python benchmarks/wgan_figure.py --wgan runs/wgan/clip-0.01 runs/wgan/gp-10 \\
-        --gan runs/gan/dcgan-5min --out docs/wgan_vs_gan.png
-    python benchmarks/wgan_figure.py --wgan runs/wgan/clip-0.1 runs/wgan/clip-0.01 \\
+    --compare RUN...  one figure: the critic's estimate of W and FID over training minutes for
+                      the WGAN runs, and the GAN discriminator's loss beside its FID; then the
+                      samples of each run side by side
+    --sweep RUN...    the clip sweep: per run, the critic's estimate, a histogram of the critic's
+                      weights, and the last samples
+    the tables        printed as markdown: FID, class entropy and generator steps of each run; and
+                      the checkpoint that the lowest generator loss would pick against best.pt
+    --probes DIR...   only a table, from the metrics.json files alone (the recipe probes)
+
+    python benchmarks/wgan_figure.py --compare runs/wgan/gan runs/wgan/clip-0.01 runs/wgan/gp \\
+        --out docs/wgan_vs_gan.png
+    python benchmarks/wgan_figure.py --sweep runs/wgan/clip-0.1 runs/wgan/clip-0.01 \\
         runs/wgan/clip-0.001 --out docs/wgan_clip_sweep.png
 """
 import argparse
+import json
 import sys
 from pathlib import Path
+
+import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import common  # noqa: E402
 
 
-def label(run, state):
-    config = state["config"]
-    if state["model"] == "gan":
-        return f"{config['arch'].upper()} GAN ({Path(run).name})"
-    return f"WGAN-GP, lambda {config['gradient_penalty']:g}" if config["gradient_penalty"] \
-        else f"WGAN, clip {config['clip']:g}"
+def load(run):
+    """(checkpoint state, metrics, last sample grid as an array) of one run folder."""
+    state = common.load_checkpoint(Path(run) / "checkpoint.pt", "wgan")
+    metrics = json.loads((Path(run) / "metrics.json").read_text())
+    from PIL import Image
+    with Image.open(sorted(Path(run).glob("samples_*.png"))[-1]) as grid:
+        return state, metrics, np.array(grid)
+
+
+def lowest_generator_loss_pick(history):
+    """Among the evaluated checkpoints, the one whose logged generator loss is lowest, as a
+    "keep the best checkpoint by G's loss" rule would pick it: (its iteration, its FID)."""
+    best = int(np.argmin(logged_at_evaluations(history, "loss_g")))
+    return history["eval_iteration"][best], history["eval_fid"][best]
+
+
+def logged_at_evaluations(history, key):
+    """The running mean of `key` logged at or just before each evaluation."""
+    logged = np.array(history["iteration"])
+    index = np.searchsorted(logged, history["eval_iteration"], side="right") - 1
+    return np.array(history[key])[index.clip(min=0)]
+
+
+def rank_correlation(a, b):
+    """Spearman's rank correlation: 1 when b rises whenever a does, -1 when it falls."""
+    ranks_a, ranks_b = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ranks_a, ranks_b)[0, 1])
+
+
+def print_tables(runs):
+    print("| run | generator steps | FID | class entropy | best FID (best.pt) | lowest G loss "
+          "picks | the curve and FID: rank correlation | lr, n_critic, dropout |")
+    print("|---|---|---|---|---|---|---|---|")
+    for run in runs:
+        state, metrics, _ = load(run)
+        history, config = state["history"], state["config"]
+        pick_iteration, pick_fid = lowest_generator_loss_pick(history)
+        curve = "wasserstein" if config["loss"] == "wasserstein" else "loss_d"
+        correlation = rank_correlation(logged_at_evaluations(history, curve), history["eval_fid"])
+        print(f"| {metrics['variant']} | {metrics['iterations']:,} | {metrics['fid']:.1f} | "
+              f"{metrics['class_entropy']:.3f} | {metrics['best_fid']:.1f} at "
+              f"{metrics['best_iteration']:,} | FID {pick_fid:.1f} at {pick_iteration:,} | "
+              f"{curve}: {correlation:+.2f} | {config['lr']}, {config['n_critic']}, "
+              f"{config['dropout']} |")
+
+
+def print_probe_table(runs):
+    print("| run | optimizer lr | critic steps per G step | dropout | generator steps | FID | "
+          "class entropy |")
+    print("|---|---|---|---|---|---|---|")
+    for run in runs:
+        metrics = json.loads((Path(run) / "metrics.json").read_text())
+        config = metrics["config"]
+        print(f"| {metrics['variant']} | {config['lr']:g} | {config['n_critic']} | "
+              f"{config['dropout']:g} | {metrics['iterations']:,} | {metrics['fid']:.1f} | "
+              f"{metrics['class_entropy']:.3f} |")
+
+
+def compare_figure(runs, out):
+    plt = common.pyplot()
+    loaded = [load(run) for run in runs]
+    figure = plt.figure(figsize=(15, 8.5))
+    top = [figure.add_subplot(2, 3, i) for i in (1, 2, 3)]
+    for state, metrics, _ in loaded:
+        history, name = state["history"], metrics["variant"]
+        top[1].plot(history["eval_train_minutes"], history["eval_fid"], marker="o", markersize=3,
+                    label=name)
+        if state["config"]["loss"] == "wasserstein":
+            top[0].plot(history["train_minutes"], history["wasserstein"], linewidth=1, label=name)
+        else:
+            top[2].plot(history["train_minutes"], history["loss_d"], color="gray", linewidth=1,
+                        label="discriminator loss")
+            twin = top[2].twinx()
+            twin.plot(history["eval_train_minutes"], history["eval_fid"], marker="s",
+                      markersize=3, color="tab:green", label="FID")
+            twin.set_ylabel("FID", color="tab:green")
+            twin.set_yscale("log")
+            top[2].set_title(f"{name}: discriminator loss and FID")
+            top[2].set_ylabel("discriminator loss")
+    top[0].set_title("critic's estimate E[f(x)] - E[f(G(z))]")
+    top[1].set_title(f"FID ({loaded[0][1]['n']:,} samples)")
+    top[1].set_yscale("log")
+    for axis in top:
+        axis.set_xlabel("training minutes")
+        axis.grid(alpha=0.3)
+    for axis in top[:2]:
+        axis.legend(fontsize=8)
+    for index, (_, metrics, grid) in enumerate(loaded):
+        axis = figure.add_subplot(2, len(loaded), len(loaded) + index + 1)
+        axis.imshow(grid)
+        axis.set_title(f"{metrics['variant']}: FID {metrics['fid']:.1f}", fontsize=9)
+        axis.axis("off")
+    common.save_figure(figure, out)
+
+
+def sweep_figure(runs, out):
+    plt = common.pyplot()
+    figure, axes = plt.subplots(3, len(runs), figsize=(4.5 * len(runs), 11), squeeze=False)
+    for column, run in enumerate(runs):
+        state, metrics, grid = load(run)
+        history, clip = state["history"], state["config"]["clip"]
+        axes[0, column].plot(history["train_minutes"], history["wasserstein"], linewidth=1)
+        axes[0, column].set_title(f"clip {clip:g}: critic's estimate of W", fontsize=9)
+        axes[0, column].set_xlabel("training minutes")
+        axes[0, column].grid(alpha=0.3)
+        weights = torch.cat([value.flatten() for name, value in state["critic"].items()
+                             if name.endswith("weight")]).numpy()
+        axes[1, column].hist(weights / clip, bins=50, log=True)
+        axes[1, column].set_title(f"critic weights / c: {np.mean(np.abs(weights) >= clip):.0%} "
+                                  "at the bound", fontsize=9)
+        axes[1, column].set_xlabel("weight / clip value")
+        axes[2, column].imshow(grid)
+        axes[2, column].set_title(f"FID {metrics['fid']:.1f}, class entropy "
+                                  f"{metrics['class_entropy']:.2f}", fontsize=9)
+        axes[2, column].axis("off")
+    common.save_figure(figure, out)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--wgan", nargs="+", default=[], help="wgan.py run folders")
-    parser.add_argument("--gan", nargs="*", default=[], help="gan.py run folders")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--compare", nargs="+", help="wgan.py run folders, --loss gan included")
+    parser.add_argument("--sweep", nargs="+", help="wgan.py run folders of the clip sweep")
+    parser.add_argument("--probes", nargs="+", help="folders holding a metrics.json each")
+    parser.add_argument("--out", help="the figure to write")
     args = parser.parse_args()
-    panels = 3 if args.gan else 2
-    figure, axes = common.pyplot().subplots(1, panels, figsize=(5 * panels, 3.8))
-    for run in args.wgan:
-        state = common.load_checkpoint(Path(run) / "checkpoint.pt", "wgan")
-        history, name = state["history"], label(run, state)
-        axes[0].plot(history["train_minutes"], history["wasserstein"], label=name, linewidth=1)
-        axes[1].plot(history["eval_train_minutes"], history["eval_fid"], marker="o", label=name)
-    for run in args.gan:
-        state = common.load_checkpoint(Path(run) / "checkpoint.pt", "gan")
-        history, name = state["history"], label(run, state)
-        axes[1].plot(history["eval_train_minutes"], history["eval_fid"], marker="s", label=name)
-        axes[2].plot(history["train_minutes"], history["loss_d"], color="gray", linewidth=1,
-                     label="discriminator loss")
-        twin = axes[2].twinx()
-        twin.plot(history["eval_train_minutes"], history["eval_fid"], marker="s",
-                  color="tab:green", label="FID")
-        twin.set_ylabel("FID", color="tab:green")
-        axes[2].set_title(f"{name}: D loss and FID")
-        axes[2].set_xlabel("training minutes")
-        axes[2].set_ylabel("discriminator loss")
-    axes[0].set_title("critic's estimate E[f(x)] - E[f(G(z))]")
-    axes[1].set_title("FID (10,000 samples)")
-    axes[1].set_yscale("log")
-    for axis in axes[:2]:
-        axis.set_xlabel("training minutes")
-        axis.legend(fontsize=8)
-        axis.grid(alpha=0.3)
-    common.save_figure(figure, args.out)
+    if args.probes:
+        return print_probe_table(args.probes)
+    if bool(args.compare) == bool(args.sweep) or not args.out:
+        parser.error("give --compare or --sweep, with --out")
+    runs = args.compare or args.sweep
+    (compare_figure if args.compare else sweep_figure)(runs, args.out)
+    print_tables(runs)
     print(f"wrote {args.out}")
 
 

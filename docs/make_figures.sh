@@ -52,21 +52,26 @@ if want cgan; then
 fi
 
 if want wgan; then
-    # 4. DCGAN against WGAN (clipped, gradient penalty) at the same wall-clock budget, and the clip sweep
-    python gan.py --arch dcgan --minutes 10 --parzen --iters 1000000 --eval-every 500 \
-        --sample-every 250 --out runs/gan/dcgan-10min
-    python wgan.py --minutes 10 --parzen --eval-every 500 --out runs/wgan/clip-0.01-10min
-    python wgan.py --minutes 10 --parzen --eval-every 500 --gradient-penalty 10 --out runs/wgan/gp-10-10min
-    python benchmarks/wgan_figure.py --wgan runs/wgan/clip-0.01-10min runs/wgan/gp-10-10min \
-        --gan runs/gan/dcgan-10min --out docs/wgan_vs_gan.png
-    for run in wgan/gp-10-10min wgan/clip-0.01-10min gan/dcgan-10min; do   # the last grid of each
-        cp "$(ls runs/$run/samples_*.png | tail -n 1)" docs/$(basename $(dirname $run))_$(basename $run).png
-    done
+    # 4. the course's DCGAN against WGAN: the same networks, the GAN loss or the Wasserstein loss
+    # (clipping, then the gradient penalty), 20 minutes of training each; then the clip sweep
+    python wgan.py --loss gan --minutes 20 --iters 10000000 --eval-every 2500 --sample-every 2500 \
+        --checkpoint-every 2500 --out runs/wgan/gan-20min
+    python wgan.py --minutes 20 --iters 10000000 --eval-every 500 --sample-every 500 \
+        --checkpoint-every 500 --out runs/wgan/clip-0.01-20min
+    python wgan.py --gradient-penalty 10 --minutes 20 --iters 10000000 --eval-every 400 \
+        --sample-every 400 --checkpoint-every 400 --out runs/wgan/gp-20min
+    python benchmarks/wgan_figure.py --compare runs/wgan/gan-20min runs/wgan/clip-0.01-20min \
+        runs/wgan/gp-20min --out docs/wgan_vs_gan.png
     for c in 0.1 0.01 0.001; do
-        python wgan.py --minutes 5 --eval-every 100000 --clip $c --out runs/wgan/clip-$c
+        python wgan.py --clip $c --minutes 3 --iters 10000000 --eval-every 250 --sample-every 250 \
+            --checkpoint-every 250 --out runs/wgan/sweep-clip-$c-3min
     done
-    python benchmarks/wgan_figure.py --wgan runs/wgan/clip-0.1 runs/wgan/clip-0.01 \
-        runs/wgan/clip-0.001 --out docs/wgan_clip_sweep.png
+    python benchmarks/wgan_figure.py --sweep runs/wgan/sweep-clip-0.1-3min \
+        runs/wgan/sweep-clip-0.01-3min runs/wgan/sweep-clip-0.001-3min --out docs/wgan_clip_sweep.png
+    for run in gan-20min clip-0.01-20min gp-20min sweep-clip-0.1-3min sweep-clip-0.01-3min \
+            sweep-clip-0.001-3min; do
+        mkdir -p docs/runs/wgan/$run && cp runs/wgan/$run/metrics.json docs/runs/wgan/$run/
+    done
 fi
 
 if want adversarial; then

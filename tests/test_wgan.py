@@ -15,7 +15,7 @@ import wgan
 
 def config(loss="wasserstein", penalty=None, clip=0.01, n_critic=1, shape=(1, 28, 28)):
     return {"loss": loss, "gradient_penalty": penalty, "clip": clip, "n_critic": n_critic,
-            "z_dim": 50, "dropout": 0.2, "lr": None, "image_shape": list(shape)}
+            "z_dim": 50, "dropout": 0.2, "lr": 1e-4, "image_shape": list(shape)}
 
 
 def setup(settings, seed=0):

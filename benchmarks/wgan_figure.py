@@ -107,6 +107,7 @@ def compare_figure(runs, out):
             top[2].set_title(f"{name}: discriminator loss and FID")
             top[2].set_ylabel("discriminator loss")
     top[0].set_title("critic's estimate E[f(x)] - E[f(G(z))]")
+    top[0].set_yscale("symlog", linthresh=1e-4)   # clipped and penalized critics differ 1000x
     top[1].set_title(f"FID ({loaded[0][1]['n']:,} samples)")
     top[1].set_yscale("log")
     for axis in top:

@@ -1,7 +1,8 @@
-"""DCGAN against WGAN, the same networks trained with two losses: the original GAN loss
-(Goodfellow et al. 2014) or the Wasserstein loss of Arjovsky, Chintala and Bottou, "Wasserstein
-GAN", ICML 2017; with --gradient-penalty, WGAN-GP: Gulrajani et al., "Improved Training of
-Wasserstein GANs", 2017.
+"""DCGAN against WGAN: the same networks, trained with the GAN loss or the Wasserstein loss.
+
+The GAN loss is that of Goodfellow et al. (2014); the Wasserstein loss that of Arjovsky, Chintala
+and Bottou, "Wasserstein GAN", ICML 2017; with --gradient-penalty, WGAN-GP: Gulrajani et al.,
+"Improved Training of Wasserstein GANs", 2017.
 
 The standard GAN's discriminator loss tells little about sample quality: once D wins, the
 Jensen-Shannon divergence it estimates saturates at log 2 and its gradient vanishes. The WGAN

@@ -2,7 +2,7 @@
 image repeated, is broken. Prints FID, conditional accuracy, class entropy and (with --parzen) the
 Parzen log-likelihood for three sets of 10,000 images, and how long each took.
 
-    DATA_DIR=../shared/data python benchmarks/calibrate_metrics.py --parzen
+    DATA_DIR=/path/to/data python benchmarks/calibrate_metrics.py --parzen
 """
 import argparse
 import sys

@@ -6,7 +6,7 @@ at several guidance weights; and DDPM (all 1000 steps) against DDIM on the same 
 row draws labels 0-9 spread evenly and is measured by common.sample_quality (FID at the row's N,
 so compare FIDs only at equal N). Writes a figure of the same ten digits from both models.
 
-    DATA_DIR=../shared/data python benchmarks/diffusion_vs_cgan.py \\
+    DATA_DIR=/path/to/data python benchmarks/diffusion_vs_cgan.py \\
         --diffusion runs/diffusion/main/checkpoint.pt --cgan runs/cgan/mlp-30k/checkpoint.pt \\
         --figure docs/diffusion_vs_cgan.png
 """

@@ -9,7 +9,7 @@ models) and shows three rows of evidence, each with its count in the title:
      copy (distance near 0) is memorized, not generated. Real test digits give the reference.
 
     python gan.py --checkpoint runs/gan/X/checkpoint.pt --generate 2000 --out gan.npz
-    DATA_DIR=../shared/data python benchmarks/inspect_samples.py gan.npz --out docs/inspect_gan.png
+    DATA_DIR=/path/to/data python benchmarks/inspect_samples.py gan.npz --out docs/inspect_gan.png
 """
 import argparse
 import sys

@@ -16,7 +16,7 @@ lines put it in context:
                   that also computes D's weight gradients, and Adam is PyTorch's default
                   (not fused). Same networks and losses; this is what gan.py's whole recipe buys.
 
-    DATA_DIR=../shared/data python benchmarks/speed.py
+    DATA_DIR=/path/to/data python benchmarks/speed.py
 """
 import argparse
 import sys

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate every figure in docs/ from scratch: the runs of the teaching guide, then the copies.
 # About 3.5 hours on 2 CPU cores, one run at a time (the sum of the measured runs). Needs real
-# MNIST: set DATA_DIR (for example DATA_DIR=../shared/data) or put the four files in ./data/mnist.
+# MNIST: set DATA_DIR (for example DATA_DIR=/path/to/data) or put the four files in ./data/mnist.
 #
 #     bash docs/make_figures.sh            # everything
 #     bash docs/make_figures.sh diffusion  # one part: gan, cgan, wgan, adversarial, diffusion,

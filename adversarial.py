@@ -351,7 +351,7 @@ def main(argv=None):
     results = {"classifier_test_accuracy": accuracy, "classifier_sha256": classifier.sha256,
                "source": args.source, "target": args.target, "eps": args.eps, "step": args.step,
                "steps": args.steps, "pgd": pgd, "fgsm": fgsm_report, "sweep": sweep,
-               "noise": noise_report}
+               "noise": noise_report, "provenance": common.provenance(device)}
     common.write_json(results, out / "metrics.json")
     print_summary(results, args)
     print(f"figures and metrics.json in {out}")

@@ -10,7 +10,8 @@ way. It imports no script.
                  seed_everything, ema_update, Progress, TrainingRun (the loop's plumbing),
                  draw_samples, class_labels, save_samples, save_class_samples
     figures      atomic_path, make_run_dir, image_grid, save_grid, save_labeled_grid, save_gif,
-                 save_curves, pyplot, save_figure, write_json (every file whole or not at all)
+                 save_curves, pyplot, save_figure, write_json (every file whole or not at all),
+                 provenance (command, date, commit and machine of a result)
     checkpoints  save_checkpoint, load_checkpoint, load_weights
     measurement  Classifier, load_classifier, sample_quality (FID, class entropy, conditional
                  accuracy), record_quality, parzen_score
@@ -33,7 +34,10 @@ import json
 import math
 import os
 import pickle
+import platform
 import random
+import shlex
+import subprocess
 import sys
 import tarfile
 import time
@@ -523,19 +527,22 @@ class TrainingRun:
 
     def finish(self, **metrics):
         """metrics.json: the config and flags, iterations, training time, the last logged means,
-        the last and the best quality numbers (and with --parzen the Parzen estimate), and the
-        script's own `metrics`."""
+        the last and the best quality numbers and every evaluation (and with --parzen the Parzen
+        estimate), the script's own `metrics`, and the provenance (command, date, commit)."""
         wall_seconds = time.perf_counter() - self.wall_started
         result = {"config": self.config, "flags": vars(self.args),
                   "iterations": self.iteration, "train_seconds": round(self.train_seconds, 1),
                   "wall_seconds_this_run": round(wall_seconds, 1),
-                  **{f"final_{key}": self.history[key][-1] for key in self.keys}, **metrics}
+                  **{f"final_{key}": self.history[key][-1] for key in self.keys}, **metrics,
+                  "provenance": provenance(self.device)}
         if self.classifier is not None:
             evaluated = self.history["eval_fid"]
             best = evaluated.index(min(evaluated))
             result.update(self.quality, best_fid=evaluated[best],
                           best_iteration=self.history["eval_iteration"][best],
-                          classifier_sha256=self.classifier.sha256)
+                          classifier_sha256=self.classifier.sha256,
+                          evaluations={key: value for key, value in self.history.items()
+                                       if key.startswith("eval_")})
             if self.args.parzen:
                 images, _ = self.draw(10000)
                 result.update(parzen_score(images, self.args.data_dir))
@@ -761,6 +768,28 @@ def save_figure(figure, path, dpi=100):
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=dpi, format="png")
     pyplot().close(figure)
+
+
+def provenance(device="cpu"):
+    """How and where a result was made, for metrics.json and docs/RESULTS.md: the command, the
+    date (UTC), the commit (with "+changes" when tracked files differ from it), the machine."""
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent, text=True,
+                                  capture_output=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    commit = git("rev-parse", "--short=10", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += "+changes"
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                    if line.startswith("model name")), cpu)
+    return {"command": shlex.join(["python", *sys.argv]),
+            "date": time.strftime("%Y-%m-%d", time.gmtime()), "commit": commit,
+            "machine": f"{cpu}, {torch.get_num_threads()} threads, {device}, torch "
+                       f"{torch.__version__}"}
 
 
 def write_json(data, path):

@@ -48,9 +48,42 @@ turns that embedding into a scale and a shift of its normalized features: the cl
 change what each feature means, not only add a constant to it, which a bias per channel would.
 No self-attention: at 7x7 the convolutions already cover the image.
 
+Stable Diffusion in miniature (--space latent): Rombach et al., "High-Resolution Image Synthesis
+with Latent Diffusion Models", CVPR 2022. The same schedule, samplers and guidance, but the
+diffusion runs in the small latent space of an autoencoder instead of on the pixels:
+
+1. An autoencoder (0.2M parameters), trained first and then frozen: the encoder E maps a 28x28
+   image to a 4x7x7 latent (4 times fewer numbers), the decoder D maps it back;
+   L_AE = || x - D(E(x)) ||^2. One command trains both stages, and --minutes bounds their total.
+2. The latents are shifted and scaled to mean 0 and variance 1, z = (E(x) - mu) / sigma, as Stable
+   Diffusion scales its latents. The schedule was designed for data of unit spread: x_T must be
+   pure N(0, I) noise and each t must keep the intended signal-to-noise ratio. Latents ten times
+   wider would still show at t = T; ten times narrower, they would drown in the first steps.
+   Stable Diffusion's regularized latents need one number, sigma. A plain autoencoder's channels
+   sit at different offsets with different spreads, so here mu and sigma are per channel: with
+   one number for all, the offsets between channels would pass for spread, and the digits (the
+   variation within each channel) would be a few tenths of it. mu and sigma are stored with the
+   autoencoder's weights: encode() applies them, decode() undoes them.
+3. A denoiser eps_theta(z_t, t, prompt) on the 7x7 latent (0.46M parameters): residual blocks
+   with t as a scale and shift (as above, but without the class), each followed by
+   cross-attention to the prompt, the only way the class gets in. Queries come from the
+   latent's 49 positions, keys and values from the prompt's L tokens P:
+       Q = norm(h) W_q  (49 x d),   K = P W_k,  V = P W_v  (L x d)
+       h <- h + softmax(Q K^T / sqrt(d)) V W_o
+   so every position takes its own mixture of the tokens (in four heads, each with its own
+   quarter of the channels, as Stable Diffusion's eight). The prompt has several tokens,
+   "<start> a picture of 7 <end>": with a single token the softmax over the keys would be 1 at
+   every position, and cross-attention would collapse into adding one learned vector per class.
+   The empty prompt "<start> <end> <end> ..." means "no class" for classifier-free guidance.
+   Stable Diffusion embeds its prompt with a frozen CLIP text encoder; here the token embeddings
+   are learned with the denoiser.
+4. Sampling walks the reverse process on the latent, then decodes once: x = D(z_0). Each step
+   costs a 7x7 network instead of a 28x28 U-Net: that is what the latent space buys.
+
     python diffusion.py                                             # train on MNIST
     python diffusion.py --checkpoint runs/diffusion/X/checkpoint.pt --digit 3 --out threes.png
     python diffusion.py --checkpoint CKPT --generate 1000 --out s.npz --sampler ddpm
+    python diffusion.py --space latent                              # Stable Diffusion in miniature
 """
 import copy
 import math
@@ -64,20 +97,33 @@ import common
 
 CLASSES = 10
 NO_CLASS = CLASSES            # the 11th slot of the one-hot label: "no class" (unconditional)
+# The defaults that differ between the pixel U-Net and the latent denoiser
+DEFAULTS = {"pixel": {"iters": 7000, "channels": 32, "lr": 5e-4},
+            "latent": {"iters": 15000, "channels": 64, "lr": 1e-3}}
 
 
 def parse_args(argv=None):
     parser = common.argument_parser(__doc__, __file__)
     parser.add_argument("--dataset", choices=list(common.DATASETS), default="mnist")
+    parser.add_argument("--space", choices=list(DEFAULTS),
+                        help="diffuse the pixels, or the latent of an autoencoder trained first "
+                             "(Stable Diffusion in miniature); default pixel, or the checkpoint's")
     parser.add_argument("--timesteps", type=int, default=1000, help="T, the diffusion steps")
     parser.add_argument("--schedule", choices=["linear", "cosine"], default="linear",
                         help="betas linear from 1e-4 to 0.02, or the cosine alpha_bar")
-    parser.add_argument("--channels", type=int, default=32, help="U-Net width at full size")
-    parser.add_argument("--iters", type=int, default=7000,
-                        help="training steps")
+    parser.add_argument("--channels", type=int, help="width of the U-Net at full size, or of "
+                                                     "the latent denoiser (default: 32 or 64)")
+    parser.add_argument("--iters", type=int, help="training steps of the diffusion model "
+                                                  "(default: 7000 pixel, 15000 latent)")
     parser.add_argument("--batch-size", type=int, default=64,
                         help="small enough that a step's activations stay in the CPU cache")
-    parser.add_argument("--lr", type=float, default=5e-4, help="AdamW learning rate")
+    parser.add_argument("--lr", type=float, help="AdamW learning rate (default: 5e-4 pixel, 1e-3 "
+                                                 "latent)")
+    parser.add_argument("--latent-channels", type=int, default=4,
+                        help="channels of the 7x7 latent (--space latent)")
+    parser.add_argument("--ae-iters", type=int, default=1500,
+                        help="training steps of the autoencoder, before the diffusion model "
+                             "(--space latent)")
     parser.add_argument("--p-uncond", type=float, default=0.1,
                         help="probability of dropping the label to 'no class' in training")
     parser.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
@@ -92,8 +138,19 @@ def parse_args(argv=None):
                              checkpoint_every=500, gif_samples=100)
     parser.set_defaults(eval_samples=1000)   # each sample costs 50 U-Net passes (x2 with CFG)
     args = parser.parse_args(argv)
-    common.check_run_arguments(parser, args, positive=("timesteps", "channels", "iters",
-                                                       "batch_size", "steps"))
+    saved = args.resume or args.checkpoint
+    if saved:   # a checkpoint decides the space; --space may only repeat it
+        space = common.load_checkpoint(saved, "diffusion")["config"].get("space", "pixel")
+        if args.space not in (None, space):
+            raise common.UserError(f"{saved} is a checkpoint of the {space}-space model, "
+                                   f"not of --space {args.space}")
+        args.space = space
+    args.space = args.space or "pixel"
+    for key, value in DEFAULTS[args.space].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    common.check_run_arguments(parser, args, positive=(
+        "timesteps", "channels", "iters", "batch_size", "steps", "latent_channels", "ae_iters"))
     if args.timesteps < 2:
         parser.error("--timesteps must be at least 2")
     if args.steps > args.timesteps:
@@ -181,6 +238,11 @@ def timestep_embedding(t, dim):
     return torch.cat([angles.sin(), angles.cos()], dim=1)           # (B, dim)
 
 
+def check_labels(labels):
+    if labels.numel() and (labels.min() < 0 or labels.max() > NO_CLASS):
+        raise ValueError(f"labels must be in 0-{CLASSES - 1}, or {NO_CLASS} for no class")
+
+
 class ResidualBlock(nn.Module):
     """x + convs(x), the embedding of (t, class) entering as a scale and shift of the features."""
 
@@ -221,8 +283,7 @@ class UNet(nn.Module):
                                       nn.Conv2d(c1, image_channels, 3, padding=1))
 
     def forward(self, x, t, labels):          # (B, C, H, W), (B,) in [0, T), (B,) in 0-10
-        if labels.numel() and (labels.min() < 0 or labels.max() > NO_CLASS):
-            raise ValueError(f"labels must be in 0-{CLASSES - 1}, or {NO_CLASS} for no class")
+        check_labels(labels)
         one_hot = F.one_hot(labels, CLASSES + 1).float()                          # (B, 11)
         embedding = self.embed(torch.cat([timestep_embedding(t, self.time_dim), one_hot], 1))
         skip1 = self.down1(self.conv_in(x), embedding)                            # (B, c1, 28, 28)
@@ -234,6 +295,117 @@ class UNet(nn.Module):
         h = F.interpolate(h, size=skip1.shape[-2:], mode="nearest")
         h = self.up1(torch.cat([h, skip1], 1), embedding)                         # (B, c1, 28, 28)
         return self.conv_out(h)                                                   # (B, C, 28, 28)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stable Diffusion in miniature: the autoencoder, the prompt, cross-attention, the latent denoiser
+
+class Autoencoder(nn.Module):
+    """E: image (C, H, W) -> latent (latent_channels, H/4, W/4) and D: back. encode() and
+    decode() apply and undo the scaling z = (E(x) - mu) / sigma; mu, sigma (and the largest |z|
+    of the training set, where sampling clips x0_hat) are buffers, saved with the weights."""
+
+    def __init__(self, image_channels=1, latent_channels=4, channels=64):
+        super().__init__()
+        c = channels
+        self.encoder = nn.Sequential(
+            nn.Conv2d(image_channels, c // 2, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(c // 2, c, 4, stride=2, padding=1), nn.SiLU(),             # H/2
+            nn.Conv2d(c, c, 4, stride=2, padding=1), nn.SiLU(),                  # H/4
+            nn.Conv2d(c, latent_channels, 3, padding=1))
+        self.decoder = nn.Sequential(
+            nn.Conv2d(latent_channels, c, 3, padding=1), nn.SiLU(),
+            nn.ConvTranspose2d(c, c, 4, stride=2, padding=1), nn.SiLU(),         # H/2
+            nn.ConvTranspose2d(c, c // 2, 4, stride=2, padding=1), nn.SiLU(),    # H
+            nn.Conv2d(c // 2, image_channels, 3, padding=1))   # linear (a tanh output here
+        # got stuck drawing the mean image in training); decode() clips to the pixels' range
+        self.register_buffer("latent_mean", torch.zeros(latent_channels, 1, 1))   # per channel
+        self.register_buffer("latent_std", torch.ones(latent_channels, 1, 1))
+        self.register_buffer("latent_bound", torch.tensor(1.0))
+
+    def encode(self, x):
+        return (self.encoder(x) - self.latent_mean) / self.latent_std       # z = (E(x) - mu) / sigma
+
+    def decode(self, z):
+        x = self.decoder(z * self.latent_std + self.latent_mean)            # x = D(sigma z + mu)
+        return x.clamp(-1, 1)                                               # the pixels' range
+
+
+def prompt_vocabulary(class_names):
+    """The words, and the token ids of each class's prompt "<start> a picture of <name> <end>"
+    (row c) and of the empty prompt "<start> <end> <end> ..." (row NO_CLASS), padded with <end>
+    to one length as Stable Diffusion pads its prompts."""
+    words = ["<end>", "<start>", "a", "picture", "of", *class_names]
+    prompts = [["<start>", "a", "picture", "of", name, "<end>"] for name in class_names]
+    prompts.append(["<start>"] + ["<end>"] * 5)
+    return words, torch.tensor([[words.index(word) for word in prompt] for prompt in prompts])
+
+
+class CrossAttention(nn.Module):
+    """h <- h + softmax(Q K^T / sqrt(d)) V W_o: each latent position reads the prompt's tokens.
+    With several heads, each does this on its own d = C / heads slice of Q, K and V, so a position
+    can read several tokens at once."""
+
+    def __init__(self, channels, token_dim, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(8, channels)
+        self.to_query = nn.Linear(channels, channels, bias=False)         # W_q
+        self.to_key = nn.Linear(token_dim, channels, bias=False)          # W_k
+        self.to_value = nn.Linear(token_dim, channels, bias=False)        # W_v
+        self.to_out = nn.Linear(channels, channels)                       # W_o
+
+    def split_heads(self, x):                          # (B, N, C) -> (B, heads, N, C / heads)
+        return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)
+
+    def weights(self, h, tokens):
+        """softmax(Q K^T / sqrt(d)), (B, heads, H*W, L): per head, one distribution over the
+        tokens at each position."""
+        queries = self.split_heads(self.to_query(self.norm(h).flatten(2).transpose(1, 2)))
+        keys = self.split_heads(self.to_key(tokens))              # Q: (B, heads, H*W, d), K: L
+        scores = queries @ keys.transpose(-1, -2) / math.sqrt(queries.shape[-1])
+        return scores.softmax(dim=-1)
+
+    def forward(self, h, tokens):                      # (B, C, H, W), (B, L, token_dim)
+        values = self.split_heads(self.to_value(tokens))                     # V: (B, heads, L, d)
+        read = (self.weights(h, tokens) @ values).transpose(1, 2).flatten(2)  # (B, H*W, C)
+        return h + self.to_out(read).transpose(1, 2).reshape(h.shape)
+
+
+class LatentDenoiser(nn.Module):
+    """eps_theta(z_t, t, prompt) on the 7x7 latent: a convolution in, residual blocks with t as
+    scale and shift, each followed by cross-attention to the embedded prompt, a convolution out.
+    No down-sampling: at 7x7 a few 3x3 convolutions already see the whole latent."""
+
+    def __init__(self, latent_channels, class_names, channels=64, blocks=4, embedding_dim=128):
+        super().__init__()
+        words, prompts = prompt_vocabulary(class_names)
+        self.register_buffer("prompts", prompts)                  # (11, L) token ids, row = label
+        self.token_embedding = nn.Embedding(len(words), channels)
+        self.position_embedding = nn.Parameter(0.1 * torch.randn(prompts.shape[1], channels))
+        self.time_dim = channels
+        self.embed_time = nn.Sequential(nn.Linear(self.time_dim, embedding_dim), nn.SiLU(),
+                                        nn.Linear(embedding_dim, embedding_dim))
+        self.conv_in = nn.Conv2d(latent_channels, channels, 3, padding=1)
+        self.blocks = nn.ModuleList([ResidualBlock(channels, channels, embedding_dim)
+                                     for _ in range(blocks)])
+        self.attentions = nn.ModuleList([CrossAttention(channels, channels)
+                                         for _ in range(blocks)])
+        self.conv_out = nn.Sequential(nn.GroupNorm(8, channels), nn.SiLU(),
+                                      nn.Conv2d(channels, latent_channels, 3, padding=1))
+
+    def embed_prompt(self, labels):
+        """The tokens of each label's prompt (NO_CLASS: the empty one), embedded: (B, L, C)."""
+        return self.token_embedding(self.prompts[labels]) + self.position_embedding
+
+    def forward(self, z, t, labels):          # (B, latent C, 7, 7), (B,) in [0, T), (B,) in 0-10
+        check_labels(labels)
+        tokens = self.embed_prompt(labels)
+        embedding = self.embed_time(timestep_embedding(t, self.time_dim))
+        h = self.conv_in(z)
+        for block, attention in zip(self.blocks, self.attentions):
+            h = attention(block(h, embedding), tokens)
+        return self.conv_out(h)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,6 +429,34 @@ def train_step(model, optimizer, schedule, x0, labels, p_uncond):
     return loss.detach()
 
 
+def train_autoencoder(autoencoder, train_images, iterations, batch_size=64, lr=2e-3):
+    """Stage 1 of latent diffusion: minimize || x - D(E(x)) ||^2, then freeze the autoencoder and
+    set the scaling from the training set: mu and sigma of E(x) per channel, and the largest |z|."""
+    optimizer = torch.optim.AdamW(autoencoder.parameters(), lr, fused=True)
+    progress = common.Progress(iterations, every=500)
+    for iteration in range(1, iterations + 1):
+        x = common.sample_batch(train_images, batch_size)
+        loss = F.mse_loss(autoencoder.decoder(autoencoder.encoder(x)), x)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        progress.update(iteration, autoencoder_mse=loss.item())
+    autoencoder.eval().requires_grad_(False)
+    with torch.no_grad():
+        raw = torch.cat([autoencoder.encoder(batch) for batch in train_images.split(1000)])
+        autoencoder.latent_mean.copy_(raw.mean((0, 2, 3))[:, None, None])
+        autoencoder.latent_std.copy_(raw.std((0, 2, 3))[:, None, None])
+        autoencoder.latent_bound.fill_(autoencoder.encode(train_images[:10000]).abs().max())
+
+
+@torch.no_grad()
+def encode_dataset(autoencoder, images):
+    """The scaled latents of all images, computed once: stage 2 learns on these, so the encoder
+    runs once per image instead of once per training step."""
+    autoencoder.eval()
+    return torch.cat([autoencoder.encode(batch) for batch in images.split(1000)])
+
+
 # ---------------------------------------------------------------------------------------------
 # Sampling
 
@@ -270,21 +470,22 @@ def guided_eps(model, x_t, t, labels, guidance):
     return (1 + guidance) * eps_cond - guidance * eps_uncond
 
 
-def ddpm_step(schedule, x_t, t, eps, noise):
-    """x_{t-1} = mean of q(x_{t-1} | x_t, x0_hat) + sqrt(posterior variance) z (0 at t = 0)."""
+def ddpm_step(schedule, x_t, t, eps, noise, clip=1.0):
+    """x_{t-1} = mean of q(x_{t-1} | x_t, x0_hat) + sqrt(posterior variance) z (0 at t = 0).
+    x0_hat is clipped to the data's range [-clip, clip]: [-1, 1] for pixels."""
     t_batch = torch.full((len(x_t),), t, device=x_t.device)
-    x0_hat = schedule.predict_x0(x_t, t_batch, eps).clamp(-1, 1)   # data lives in [-1, 1]
+    x0_hat = schedule.predict_x0(x_t, t_batch, eps).clamp(-clip, clip)
     return (schedule.posterior_mean(x0_hat, x_t, t_batch)
             + schedule.posterior_variance[t].sqrt() * noise)
 
 
-def ddim_step(schedule, x_t, t, t_prev, eps):
+def ddim_step(schedule, x_t, t, t_prev, eps, clip=1.0):
     """x_{t'} = sqrt(alpha_bar_{t'}) x0_hat + sqrt(1 - alpha_bar_{t'}) eps (eta = 0); t' = -1
     means the end of the chain (alpha_bar = 1, so x_{t'} = x0_hat)."""
     t_batch = torch.full((len(x_t),), t, device=x_t.device)
     alpha_bar = schedule.alpha_bar[t]
     alpha_bar_prev = schedule.alpha_bar[t_prev] if t_prev >= 0 else torch.ones_like(alpha_bar)
-    x0_hat = schedule.predict_x0(x_t, t_batch, eps).clamp(-1, 1)   # data lives in [-1, 1]
+    x0_hat = schedule.predict_x0(x_t, t_batch, eps).clamp(-clip, clip)   # the data's range
     eps = (x_t - alpha_bar.sqrt() * x0_hat) / (1 - alpha_bar).sqrt()   # consistent with the clip
     return alpha_bar_prev.sqrt() * x0_hat + (1 - alpha_bar_prev).sqrt() * eps
 
@@ -298,9 +499,14 @@ def sampling_timesteps(schedule, sampler, steps):
 
 
 @torch.no_grad()
-def sample(model, schedule, x_T, labels, guidance=1.0, sampler="ddim", steps=50, keep=0):
+def sample(model, schedule, x_T, labels, guidance=1.0, sampler="ddim", steps=50, keep=0,
+           autoencoder=None):
     """Run the reverse process from the noise x_T; with keep=K also return K snapshots of the chain
-    (x_T first, x_0 last), for the denoising figure."""
+    (x_T first, x_0 last), for the denoising figure. With an autoencoder the chain runs on
+    latents, and what is returned is decoded: x = D(z)."""
+    # x0_hat is clipped to the data's range: pixels lie in [-1, 1], latents within their largest |z|
+    clip = 1.0 if autoencoder is None else autoencoder.latent_bound.item()
+    decode = (lambda x: x) if autoencoder is None else autoencoder.decode
     timesteps = sampling_timesteps(schedule, sampler, steps)
     x, chain = x_T, [x_T]
     keep_at = {round(i * (len(timesteps) - 1) / (keep - 1)) for i in range(1, keep)} if keep > 1 \
@@ -308,39 +514,42 @@ def sample(model, schedule, x_T, labels, guidance=1.0, sampler="ddim", steps=50,
     for index, t in enumerate(timesteps):
         eps = guided_eps(model, x, torch.full((len(x),), t, device=x.device), labels, guidance)
         if sampler == "ddpm":
-            x = ddpm_step(schedule, x, t, eps, torch.randn_like(x))
+            x = ddpm_step(schedule, x, t, eps, torch.randn_like(x), clip)
         else:
             t_prev = timesteps[index + 1] if index + 1 < len(timesteps) else -1
-            x = ddim_step(schedule, x, t, t_prev, eps)
+            x = ddim_step(schedule, x, t, t_prev, eps, clip)
         if index in keep_at:
             chain.append(x)
-    return (x.clamp(-1, 1), chain) if keep else x.clamp(-1, 1)
+    x = decode(x.clamp(-clip, clip))
+    return (x, [decode(z) for z in chain]) if keep else x
 
 
-def draw_samples(model, schedule, labels, image_shape, chunk=100, **sampling):
-    """Samples for many labels, `chunk` at a time (eval mode, fresh noise). Small chunks keep
+def draw_samples(model, schedule, labels, shape, chunk=100, autoencoder=None, **sampling):
+    """Images in [-1, 1] for many labels, `chunk` at a time (eval mode, fresh noise of `shape`);
+    with an autoencoder the chain runs on latents, each decoded at the end. Small chunks keep
     the activations in the CPU cache, which makes each image faster than in large chunks."""
     model.eval()
-    return torch.cat([sample(model, schedule, torch.randn(len(part), *image_shape,
-                                                          device=part.device), part, **sampling)
+    return torch.cat([sample(model, schedule, torch.randn(len(part), *shape, device=part.device),
+                             part, autoencoder=autoencoder, **sampling)
                       for part in labels.split(chunk)])
 
 
 # ---------------------------------------------------------------------------------------------
 # Figures of a trained model
 
-def save_figures(model, schedule, out, class_names, image_shape, guidance, device, digit=8):
-    """classes.png (one class per column), chain.png (x_T ... x_0 of one sample per class) and
-    guidance.png (the same digit from the same noise at w = 0, 0.5, 2, 4)."""
+def save_figures(model, schedule, out, class_names, shape, guidance, device, autoencoder=None,
+                 digit=8):
+    """classes.png (one class per column), chain.png (x_T ... x_0 of one sample per class;
+    latents decoded) and guidance.png (the same digit from the same noise at w = 0, 0.5, 2, 4)."""
     model.eval()
     generator = torch.Generator(device="cpu").manual_seed(1)   # the same noise in every figure
-    noise = torch.randn(CLASSES * CLASSES, *image_shape, generator=generator).to(device)
+    noise = torch.randn(CLASSES * CLASSES, *shape, generator=generator).to(device)
     labels = torch.arange(CLASSES, device=device).repeat(CLASSES)
-    images = sample(model, schedule, noise, labels, guidance)
+    images = sample(model, schedule, noise, labels, guidance, autoencoder=autoencoder)
     common.save_labeled_grid(images, class_names, out / "classes.png",
                              title=f"one class per column (DDIM 50 steps, guidance {guidance})")
     _, chain = sample(model, schedule, noise[:CLASSES], labels[:CLASSES], guidance,
-                      sampler="ddpm", keep=11)
+                      sampler="ddpm", keep=11, autoencoder=autoencoder)
     # rows: one class each; columns: x_T, ..., x_0 at 11 evenly spaced points of the 1000 steps
     rows = torch.stack(chain, dim=1).flatten(0, 1)
     common.save_labeled_grid(rows, [""] * 11, out / "chain.png",
@@ -348,7 +557,8 @@ def save_figures(model, schedule, out, class_names, image_shape, guidance, devic
                                    f"points of the {schedule.timesteps} steps; a class per row")
     weights = [0, 0.5, 2, 4]
     digits = torch.full((CLASSES,), digit, device=device)
-    rows = torch.cat([sample(model, schedule, noise[:CLASSES], digits, w) for w in weights])
+    rows = torch.cat([sample(model, schedule, noise[:CLASSES], digits, w, autoencoder=autoencoder)
+                      for w in weights])
     common.save_labeled_grid(rows, [""] * CLASSES, out / "guidance.png",
                              row_titles=[f"w = {w}" for w in weights],
                              title=f"class {class_names[digit]}, the same noise per column")
@@ -357,40 +567,89 @@ def save_figures(model, schedule, out, class_names, image_shape, guidance, devic
 # ---------------------------------------------------------------------------------------------
 # The training loop
 
-def build_model(config):
-    return UNet(config["image_shape"][0], config["channels"])
+def build_networks(config):
+    """(denoiser, autoencoder or None): the U-Net on pixels, or the latent denoiser and its
+    autoencoder."""
+    if config.get("space", "pixel") == "pixel":
+        return UNet(config["image_shape"][0], config["channels"]), None
+    classes = common.DATASETS[config["dataset"]]["classes"]
+    return (LatentDenoiser(config["latent_channels"], classes, config["channels"]),
+            Autoencoder(config["image_shape"][0], config["latent_channels"]))
+
+
+def diffused_shape(config):
+    """The shape of what the diffusion runs on: the image, or the latent (C_z, H/4, W/4)."""
+    channels, height, width = config["image_shape"]
+    if config.get("space", "pixel") == "pixel":
+        return [channels, height, width]
+    return [config["latent_channels"], height // 4, width // 4]
+
+
+def first_stage(run, autoencoder, train_images, args):
+    """Latent mode: train the autoencoder (a resumed run loads it), measure how well it
+    reconstructs the test set, and return the scaled latents of the training set."""
+    if run.start == 0:
+        started = time.perf_counter()
+        train_autoencoder(autoencoder, train_images, run.config["ae_iters"])
+        run.train_seconds += time.perf_counter() - started   # --minutes bounds both stages
+        images, labels = common.load_dataset(run.config["dataset"], train=False,
+                                             data_dir=args.data_dir)
+        test_images = common.to_training_tensor(images, run.device)
+        with torch.no_grad():
+            reconstructed = torch.cat([autoencoder.decode(autoencoder.encode(batch))
+                                       for batch in test_images.split(1000)])
+        numbers = {"train_minutes": round(run.train_seconds / 60, 3),
+                   "test_mse": F.mse_loss(reconstructed, test_images).item(),
+                   "compression": test_images[0].numel() / autoencoder.encoder(
+                       test_images[:1]).numel(),
+                   "parameters": sum(p.numel() for p in autoencoder.parameters())}
+        if run.classifier is not None:   # what the classifier reads in the reconstructions
+            quality = common.sample_quality(reconstructed, torch.from_numpy(labels),
+                                            run.classifier, args.data_dir)
+            numbers.update(fid=quality["fid"], accuracy=quality["conditional_accuracy"])
+        run.history["autoencoder"] = numbers
+        print(f"autoencoder: {numbers}")
+    return encode_dataset(autoencoder, train_images)
 
 
 def train(args):
-    config = {"dataset": args.dataset, "timesteps": args.timesteps, "schedule": args.schedule,
-              "channels": args.channels, "p_uncond": args.p_uncond,
+    config = {"dataset": args.dataset, "space": args.space, "timesteps": args.timesteps,
+              "schedule": args.schedule, "channels": args.channels, "p_uncond": args.p_uncond,
               "image_shape": list(common.DATASETS[args.dataset]["shape"])}
+    if args.space == "latent":
+        config.update(latent_channels=args.latent_channels, ae_iters=args.ae_iters)
     run = common.TrainingRun(args, "diffusion", config)   # with --resume, the checkpoint's config
     config, device = run.config, run.device
     images, labels = common.load_dataset(config["dataset"], train=True, data_dir=args.data_dir)
-    train_images = common.to_training_tensor(images, device)   # (N, C, H, W) in [-1, 1]
+    train_data = common.to_training_tensor(images, device)     # (N, C, H, W) in [-1, 1]
     train_labels = torch.from_numpy(labels).to(device)          # (N,)
     schedule = NoiseSchedule(config["timesteps"], config["schedule"], device)
+    model, autoencoder = build_networks(config)
     # channels-last memory layout: the convolutions of a training step run faster with it on a CPU
-    model = build_model(config).to(device, memory_format=torch.channels_last)
+    model = model.to(device, memory_format=torch.channels_last)
     ema_model = copy.deepcopy(model).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), args.lr, fused=True)
     # The GIF: the same starting noises (row = noise, column = class), DDIM is deterministic,
     # so every frame shows the same samples as the model learns.
-    fixed_noise = torch.randn(args.gif_samples, *config["image_shape"], device=device)
-    fixed_noise = run.track({"unet": model, "ema_model": ema_model}, {"optimizer": optimizer},
-                            fixed_noise)
+    fixed_noise = torch.randn(args.gif_samples, *diffused_shape(config), device=device)
+    networks = {"denoiser": model, "ema_model": ema_model}
+    if autoencoder is not None:
+        networks["autoencoder"] = autoencoder.to(device)
+    fixed_noise = run.track(networks, {"optimizer": optimizer}, fixed_noise)
+    if autoencoder is not None:   # stage 1; from here on the data are the latents z
+        train_data = first_stage(run, autoencoder, train_data, args)
     grid_labels = torch.arange(CLASSES, device=device).repeat(len(fixed_noise) // CLASSES)
     sampling = {"guidance": args.guidance, "sampler": "ddim", "steps": args.steps}
 
     def draw(count):        # the samples that are measured: labels spread evenly over classes
         wanted = common.class_labels(count, None, device)
-        return draw_samples(ema_model, schedule, wanted, config["image_shape"], **sampling), wanted
+        return draw_samples(ema_model, schedule, wanted, diffused_shape(config),
+                            autoencoder=autoencoder, **sampling), wanted
 
     for iteration in run.iterations(
-            lambda: sample(ema_model, schedule, fixed_noise, grid_labels, **sampling),
-            draw=draw, panels=[["loss"]], ncol=CLASSES):
-        x0, labels = common.sample_batch(train_images, args.batch_size, train_labels)
+            lambda: sample(ema_model, schedule, fixed_noise, grid_labels, autoencoder=autoencoder,
+                           **sampling), draw=draw, panels=[["loss"]], ncol=CLASSES):
+        x0, labels = common.sample_batch(train_data, args.batch_size, train_labels)
         loss = train_step(model, optimizer, schedule, x0, labels, config["p_uncond"])
         # EMA with a warm-up, decay min(ema, (1 + i) / (10 + i)): a short run is not dominated
         # by the random initial weights
@@ -398,30 +657,34 @@ def train(args):
         run.log(loss=loss)
 
     save_figures(ema_model, schedule, run.out, common.DATASETS[config["dataset"]]["classes"],
-                 config["image_shape"], args.guidance, device)
-    return run.finish(parameters=sum(p.numel() for p in model.parameters()), sampling=sampling)
+                 diffused_shape(config), args.guidance, device, autoencoder)
+    return run.finish(parameters=sum(p.numel() for p in model.parameters()), sampling=sampling,
+                      autoencoder=run.history.get("autoencoder"))
 
 
 def load_model(path, device):
-    """(EMA U-Net, its schedule, its config) from a diffusion.py checkpoint."""
+    """(EMA denoiser, its schedule, its config, its autoencoder or None) from a checkpoint."""
     state = common.load_checkpoint(path, "diffusion")
     config = state["config"]
-    model = build_model(config)
+    model, autoencoder = build_networks(config)
     common.load_weights(model, state["ema_model"], path)
-    return model.to(device).eval(), NoiseSchedule(config["timesteps"], config["schedule"],
-                                                  device), config
+    if autoencoder is not None:
+        common.load_weights(autoencoder, state["autoencoder"], path)
+        autoencoder = autoencoder.to(device).eval()
+    return (model.to(device).eval(), NoiseSchedule(config["timesteps"], config["schedule"], device),
+            config, autoencoder)
 
 
 def generate(args):
     """--generate N to FILE.npz (labels spread evenly, or all --digit D), or --digit D alone: a
     10x10 grid of that class. Prints the time per sample of the chosen sampler."""
     device = common.pick_device(args.device)
-    model, schedule, config = load_model(args.checkpoint, device)
+    model, schedule, config, autoencoder = load_model(args.checkpoint, device)
     common.seed_everything(args.seed)
     labels = common.class_labels(args.generate or 100, args.digit, device)
     started = time.perf_counter()
-    images = draw_samples(model, schedule, labels, config["image_shape"], guidance=args.guidance,
-                          sampler=args.sampler, steps=args.steps)
+    images = draw_samples(model, schedule, labels, diffused_shape(config), guidance=args.guidance,
+                          sampler=args.sampler, steps=args.steps, autoencoder=autoencoder)
     seconds = time.perf_counter() - started
     steps = len(sampling_timesteps(schedule, args.sampler, args.steps))
     print(f"{len(labels)} samples, {args.sampler.upper()} with {steps} steps, guidance "

@@ -2,7 +2,8 @@
 image repeated, is broken. Prints FID, conditional accuracy, class entropy and (with --parzen) the
 Parzen log-likelihood for three sets of 10,000 images, and how long each took.
 
-    DATA_DIR=/path/to/data python benchmarks/calibrate_metrics.py --parzen
+    DATA_DIR=/path/to/data python benchmarks/calibrate_metrics.py --parzen \\
+        --json docs/runs/measures/calibration.json
 """
 import argparse
 import sys
@@ -19,6 +20,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=10000)
     parser.add_argument("--parzen", action="store_true")
+    parser.add_argument("--json", help="also write the table to this file (docs/runs/...)")
     parser.add_argument("--data-dir")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -31,8 +33,9 @@ def main():
                                         torch.full((args.n,), int(labels[0]))),
     }
     classifier = common.load_classifier()   # loaded outside the timings
-    print("| set | FID | conditional accuracy | class entropy (nats) | Parzen log-likelihood |")
-    print("|---|---|---|---|---|")
+    columns = ["set", "FID", "conditional accuracy", "class entropy (nats)", "Parzen log-likelihood"]
+    rows = []
+    print("| " + " | ".join(columns) + " |\n" + "|---" * len(columns) + "|")
     for name, (samples, intended) in sets.items():
         started = time.perf_counter()
         quality = common.sample_quality(samples, intended, classifier, args.data_dir)
@@ -45,10 +48,15 @@ def main():
             parzen = (f"{score['parzen_log_likelihood']:.1f} "
                       f"+- {score['parzen_standard_error']:.1f}"
                       f" (sigma {score['parzen_sigma']:.3f})")
-        print(f"| {name} | {quality['fid']:.2f} | {quality['conditional_accuracy']:.2%} | "
-              f"{quality['class_entropy']:.3f} | {parzen} |", flush=True)
+        rows.append([name, round(quality["fid"], 2), f"{quality['conditional_accuracy']:.2%}",
+                     round(quality["class_entropy"], 3), parzen])
+        print("| " + " | ".join(str(cell) for cell in rows[-1]) + " |", flush=True)
         print(f"  ({seconds:.1f} s for FID/accuracy/entropy, {parzen_seconds:.1f} s for Parzen)",
               file=sys.stderr, flush=True)
+    if args.json:
+        common.write_json({"title": f"The quality numbers on {args.n:,} images of known sets",
+                           "columns": columns, "rows": rows, "provenance": common.provenance()},
+                          args.json)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,150 @@
+"""Write docs/RESULTS.md from the measurements kept in docs/runs/, never typed by hand.
+
+docs/runs/<part>/<run>/metrics.json is the metrics.json of a training run (gan.py, cgan.py,
+wgan.py, diffusion.py, adversarial.py), copied there by docs/make_figures.sh; docs/runs/<part>/
+<name>.json is a table that a benchmark wrote ({"title", "columns", "rows", "provenance"}). Every
+table says the command that made it, the date, the commit and the machine.
+
+    python docs/results.py
+"""
+import importlib
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common  # noqa: E402
+
+RUNS = Path(__file__).resolve().parent / "runs"
+PARTS = [("gan", "The vanilla GAN (gan.py)"), ("cgan", "The conditional GAN (cgan.py)"),
+         ("wgan", "DCGAN against WGAN (wgan.py)"), ("diffusion", "Diffusion (diffusion.py)"),
+         ("adversarial", "Adversarial examples (adversarial.py)"),
+         ("measures", "What the quality numbers say")]
+
+
+def number(value, digits=1):
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def command_from_flags(part, flags):
+    """The command of a run that predates provenance: its flags that differ from the defaults."""
+    script = importlib.import_module(part)
+    defaults = vars(script.parse_args([]))
+    given = [f"--{key.replace('_', '-')} {value}" for key, value in flags.items()
+             if key != "data_dir" and value != defaults.get(key)]
+    return " ".join(["python", f"{part}.py", *given])
+
+
+def provenance(metrics, part=None):
+    made = metrics.get("provenance")
+    if not made:
+        command = command_from_flags(part, metrics["flags"]) if part and "flags" in metrics else "?"
+        return f"`{command}` (the command rebuilt from the run's flags; date and commit not recorded)"
+    return (f"`{made['command']}` ({made['date']}, commit {made['commit']}, {made['machine']}; "
+            f"classifier {metrics.get('classifier_sha256', 'committed')[:12]})")
+
+
+def markdown_table(columns, rows):
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(number(cell) for cell in row) + " |" for row in rows]
+
+
+def run_summary(runs):
+    """One row per training run: length, training time and the final and best quality."""
+    rows = []
+    for name, metrics in runs:
+        accuracy = metrics.get("conditional_accuracy")
+        rows.append([name, metrics.get("iterations", ""),
+                     round(metrics.get("train_seconds", 0) / 60, 1),
+                     metrics.get("n", ""), metrics.get("fid", ""),
+                     f"{number(metrics['best_fid'])} ({metrics['best_iteration']:,})"
+                     if "best_fid" in metrics else "",
+                     number(metrics.get("class_entropy", ""), 3),
+                     f"{accuracy:.2%}" if accuracy is not None else ""])
+    return markdown_table(["run", "iterations", "training minutes", "N", "FID", "best FID (at)",
+                           "class entropy", "conditional accuracy"], rows)
+
+
+def evaluations(metrics):
+    """The run's evaluations over training, one row each."""
+    found = metrics.get("evaluations", {})
+    keys = [key for key in ("eval_train_minutes", "eval_fid", "eval_class_entropy",
+                            "eval_conditional_accuracy", "eval_wasserstein", "eval_d_gap")
+            if key in found]
+    rows = [[iteration] + [found[key][index] for key in keys]
+            for index, iteration in enumerate(found.get("eval_iteration", []))]
+    return markdown_table(["iteration"] + [key[5:].replace("_", " ") for key in keys], rows)
+
+
+def attack_table(metrics):
+    """adversarial.py: the targeted attack, FGSM, the eps sweep and noise turned into the target."""
+    pgd, fgsm, noise, sweep = (metrics[key] for key in ("pgd", "fgsm", "noise", "sweep"))
+    pair = f"{metrics['source']} -> {metrics['target']}"
+    rows = [[f"PGD {pair}, eps {metrics['eps']}", f"{pgd['success_rate']:.1%} of {pgd['images']}",
+             pgd["target_probability_mean"], pgd["linf_mean"], pgd["l2_mean"],
+             pgd["iterations_mean"]],
+            [f"FGSM {pair}, eps {metrics['eps']}", f"{fgsm['success_rate']:.1%}",
+             fgsm["target_probability_mean"], fgsm.get("linf_mean", ""), fgsm.get("l2_mean", ""),
+             1],
+            [f"{noise['kind']} noise -> {metrics['target']}",
+             f"{noise['converted_share']:.0%} past the confidence asked",
+             noise["target_probability_mean"], noise.get("linf_mean", ""), noise["l2_mean"],
+             noise["iterations_mean"]]]
+    lines = [f"classifier test accuracy {metrics['classifier_test_accuracy']:.2%}", ""]
+    lines += markdown_table(["attack", "success", "mean p(target)", "mean L-inf", "mean L2",
+                             "mean steps"], [[number(cell, 3) for cell in row] for row in rows])
+    lines += ["", "success rate against eps:", ""]
+    lines += markdown_table(["eps", "PGD", "FGSM"], [[f"{e:.2f}", f"{p:.0%}", f"{f:.0%}"] for e, p, f
+                                                      in zip(sweep["eps"], sweep["pgd"],
+                                                             sweep["fgsm"])])
+    return lines
+
+
+def section(part, title):
+    folder = RUNS / part
+    runs = [(path.parent.relative_to(folder).as_posix(), json.loads(path.read_text()))
+            for path in sorted(folder.glob("**/metrics.json"))]
+    tables = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+    if not runs and not tables:
+        return []
+    lines = [f"## {title}", ""]
+    if part == "adversarial":
+        for name, metrics in runs:
+            lines += [f"**{part}/{name}**: {provenance(metrics)}", ""] + attack_table(metrics) + [""]
+        runs = []
+    if runs:
+        lines += run_summary(runs) + [""]
+        for name, metrics in runs:
+            lines += [f"**{part}/{name}**: {provenance(metrics, part)}", ""]
+            if "autoencoder" in metrics and metrics["autoencoder"]:
+                lines += ["autoencoder: " + ", ".join(
+                    f"{key.replace('_', ' ')} {number(value, 4)}"
+                    for key, value in metrics["autoencoder"].items()), ""]
+            if len(metrics.get("evaluations", {}).get("eval_iteration", [])) > 1:
+                lines += evaluations(metrics) + [""]
+    for table in tables:
+        lines += [f"**{table['title']}**: {provenance(table)}", ""]
+        lines += markdown_table(table["columns"], table["rows"]) + [""]
+    return lines
+
+
+def main():
+    lines = ["# Results", "",
+             "Every number below was written by a run or a benchmark into the JSON files under",
+             "`docs/runs/`, and this page by `python docs/results.py` from them; "
+             "`bash docs/make_figures.sh` reruns them all. FID, class entropy and conditional "
+             "accuracy are measured with the committed classifier "
+             f"(`weights/mnist_classifier.pt`, SHA-256 {common.CLASSIFIER_SHA256[:12]}...) on "
+             "N samples with labels 0-9 spread evenly; compare FIDs only at equal N. Training "
+             "minutes count the training steps only.", ""]
+    for part, title in PARTS:
+        lines += section(part, title)
+    with common.atomic_path(Path(__file__).resolve().parent / "RESULTS.md") as temporary:
+        Path(temporary).write_text("\n".join(lines))
+    print("wrote docs/RESULTS.md")
+
+
+if __name__ == "__main__":
+    main()

@@ -430,6 +430,7 @@ class TrainingRun:
     def __init__(self, args, model, config):
         self.args, self.model = args, model
         self.device = pick_device(args.device)
+        self.provenance = provenance(self.device)   # the code as it was when the run started
         self.state = None
         if args.resume:   # the checkpoint's own config wins over the flags
             self.state = load_checkpoint(args.resume, model)
@@ -534,7 +535,7 @@ class TrainingRun:
                   "iterations": self.iteration, "train_seconds": round(self.train_seconds, 1),
                   "wall_seconds_this_run": round(wall_seconds, 1),
                   **{f"final_{key}": self.history[key][-1] for key in self.keys}, **metrics,
-                  "provenance": provenance(self.device)}
+                  "provenance": self.provenance}
         if self.classifier is not None:
             evaluated = self.history["eval_fid"]
             best = evaluated.index(min(evaluated))
@@ -772,7 +773,7 @@ def save_figure(figure, path, dpi=100):
 
 def provenance(device="cpu"):
     """How and where a result was made, for metrics.json and docs/RESULTS.md: the command, the
-    date (UTC), the commit (with "+changes" when tracked files differ from it), the machine."""
+    date (UTC), the commit (with "+changes" when the code differs from it), the machine."""
     def git(*args):
         try:
             return subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent, text=True,
@@ -780,8 +781,9 @@ def provenance(device="cpu"):
         except (OSError, subprocess.SubprocessError):
             return ""
     commit = git("rev-parse", "--short=10", "HEAD") or "unknown"
-    if git("status", "--porcelain", "--untracked-files=no"):
-        commit += "+changes"
+    if git("status", "--porcelain", "--untracked-files=no", "--", "*.py", "requirements*.txt",
+           "weights"):
+        commit += "+changes"   # the code differs from the commit
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")

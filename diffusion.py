@@ -554,7 +554,8 @@ def save_figures(model, schedule, out, class_names, shape, guidance, device, aut
     rows = torch.stack(chain, dim=1).flatten(0, 1)
     common.save_labeled_grid(rows, [""] * 11, out / "chain.png",
                              title=f"DDPM, x_T (noise, left) to x_0 (right) at 11 evenly spaced "
-                                   f"points of the {schedule.timesteps} steps; a class per row")
+                                   f"points of the {schedule.timesteps} steps; a class per row"
+                                   + ("; each latent decoded" if autoencoder else ""))
     weights = [0, 0.5, 2, 4]
     digits = torch.full((CLASSES,), digit, device=device)
     rows = torch.cat([sample(model, schedule, noise[:CLASSES], digits, w, autoencoder=autoencoder)

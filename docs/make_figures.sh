@@ -126,7 +126,7 @@ part_latent() {   # Stable Diffusion in miniature: autoencoder, latent diffusion
 part_compare() {   # pixel diffusion, latent diffusion and the CGAN on the same asked digits
     python benchmarks/diffusion_vs_cgan.py --diffusion runs/diffusion/pixel/checkpoint.pt \
         --latent runs/diffusion/latent/checkpoint.pt --cgan runs/cgan/mlp-30k/checkpoint.pt \
-        --guidance 1 1.5 2 --ddpm-samples 0 --figure docs/diffusion_vs_cgan.png \
+        --guidance 0 0.5 1 1.5 2 4 --figure docs/diffusion_vs_cgan.png \
         --json docs/runs/diffusion/comparison.json
 }
 

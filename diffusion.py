@@ -613,13 +613,18 @@ def first_stage(run, autoencoder, train_images, args):
     return encode_dataset(autoencoder, train_images)
 
 
-def train(args):
+def run_config(args):
+    """What a checkpoint needs to rebuild the model."""
     config = {"dataset": args.dataset, "space": args.space, "timesteps": args.timesteps,
               "schedule": args.schedule, "channels": args.channels, "p_uncond": args.p_uncond,
               "image_shape": list(common.DATASETS[args.dataset]["shape"])}
     if args.space == "latent":
         config.update(latent_channels=args.latent_channels, ae_iters=args.ae_iters)
-    run = common.TrainingRun(args, "diffusion", config)   # with --resume, the checkpoint's config
+    return config
+
+
+def train(args):
+    run = common.TrainingRun(args, "diffusion", run_config(args))   # --resume: the checkpoint's
     config, device = run.config, run.device
     images, labels = common.load_dataset(config["dataset"], train=True, data_dir=args.data_dir)
     train_data = common.to_training_tensor(images, device)     # (N, C, H, W) in [-1, 1]

@@ -138,6 +138,23 @@ def parse_args(argv=None):
                              checkpoint_every=500, gif_samples=100)
     parser.set_defaults(eval_samples=1000)   # each sample costs 50 U-Net passes (x2 with CFG)
     args = parser.parse_args(argv)
+    if args.timesteps < 2:
+        parser.error("--timesteps must be at least 2")
+    if args.steps > args.timesteps:
+        parser.error(f"--steps {args.steps}: at most --timesteps ({args.timesteps})")
+    if not 0 <= args.p_uncond <= 1:
+        parser.error("--p-uncond must be in [0, 1]")
+    if args.guidance < 0:
+        parser.error("--guidance must be >= 0")
+    if args.gif_samples % CLASSES:
+        parser.error(f"--gif-samples {args.gif_samples}: one class per column needs a multiple "
+                     f"of {CLASSES}")
+    if args.digit is not None and not 0 <= args.digit < CLASSES:
+        parser.error(f"--digit {args.digit}: a class must be in 0-{CLASSES - 1}")
+    if (args.generate is not None or args.digit is not None) and not args.checkpoint:
+        parser.error("--generate and --digit need --checkpoint CKPT")
+    if args.checkpoint and args.generate is None and args.digit is None:
+        parser.error("--checkpoint needs --generate N or --digit D")
     saved = args.resume or args.checkpoint
     if saved:   # a checkpoint decides the space; --space may only repeat it
         space = common.load_checkpoint(saved, "diffusion")["config"].get("space", "pixel")
@@ -151,25 +168,8 @@ def parse_args(argv=None):
             setattr(args, key, value)
     common.check_run_arguments(parser, args, positive=(
         "timesteps", "channels", "iters", "batch_size", "steps", "latent_channels", "ae_iters"))
-    if args.timesteps < 2:
-        parser.error("--timesteps must be at least 2")
-    if args.steps > args.timesteps:
-        parser.error(f"--steps {args.steps}: at most --timesteps ({args.timesteps})")
-    if not 0 <= args.p_uncond <= 1:
-        parser.error("--p-uncond must be in [0, 1]")
-    if args.guidance < 0:
-        parser.error("--guidance must be >= 0")
     if args.channels % 8:
         parser.error("--channels must be a multiple of 8 (GroupNorm uses 8 groups)")
-    if args.gif_samples % CLASSES:
-        parser.error(f"--gif-samples {args.gif_samples}: one class per column needs a multiple "
-                     f"of {CLASSES}")
-    if args.digit is not None and not 0 <= args.digit < CLASSES:
-        parser.error(f"--digit {args.digit}: a class must be in 0-{CLASSES - 1}")
-    if (args.generate is not None or args.digit is not None) and not args.checkpoint:
-        parser.error("--generate and --digit need --checkpoint CKPT")
-    if args.checkpoint and args.generate is None and args.digit is None:
-        parser.error("--checkpoint needs --generate N or --digit D")
     return args
 
 

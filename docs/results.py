@@ -46,9 +46,11 @@ def provenance(metrics, part=None):
             f"classifier {metrics.get('classifier_sha256', 'committed')[:12]})")
 
 
-def markdown_table(columns, rows):
+def markdown_table(columns, rows, as_written=False):
+    """A markdown table; floats with one decimal, or as_written (a benchmark's own rounding)."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    return lines + ["| " + " | ".join(number(cell) for cell in row) + " |" for row in rows]
+    show = str if as_written else number
+    return lines + ["| " + " | ".join(show(cell) for cell in row) + " |" for row in rows]
 
 
 def run_summary(runs):
@@ -73,7 +75,9 @@ def evaluations(metrics):
     keys = [key for key in ("eval_train_minutes", "eval_fid", "eval_class_entropy",
                             "eval_conditional_accuracy", "eval_wasserstein", "eval_d_gap")
             if key in found]
-    rows = [[iteration] + [found[key][index] for key in keys]
+    shown = {"eval_fid": lambda v: f"{v:.1f}", "eval_train_minutes": lambda v: f"{v:.1f}",
+             "eval_conditional_accuracy": lambda v: f"{v:.1%}"}
+    rows = [[iteration] + [shown.get(key, lambda v: f"{v:.3f}")(found[key][index]) for key in keys]
             for index, iteration in enumerate(found.get("eval_iteration", []))]
     return markdown_table(["iteration"] + [key[5:].replace("_", " ") for key in keys], rows)
 
@@ -119,14 +123,14 @@ def section(part, title):
         for name, metrics in runs:
             lines += [f"**{part}/{name}**: {provenance(metrics, part)}", ""]
             if "autoencoder" in metrics and metrics["autoencoder"]:
-                lines += ["autoencoder: " + ", ".join(
-                    f"{key.replace('_', ' ')} {number(value, 4)}"
+                lines += ["autoencoder (stage 1): " + ", ".join(
+                    f"{key.replace('_', ' ')} {number(value, 4 if value < 1 else 2)}"
                     for key, value in metrics["autoencoder"].items()), ""]
             if len(metrics.get("evaluations", {}).get("eval_iteration", [])) > 1:
                 lines += evaluations(metrics) + [""]
     for table in tables:
         lines += [f"**{table['title']}**: {provenance(table)}", ""]
-        lines += markdown_table(table["columns"], table["rows"]) + [""]
+        lines += markdown_table(table["columns"], table["rows"], as_written=True) + [""]
     return lines
 
 

@@ -49,7 +49,7 @@ def main():
                       f"+- {score['parzen_standard_error']:.1f}"
                       f" (sigma {score['parzen_sigma']:.3f})")
         rows.append([name, round(quality["fid"], 2), f"{quality['conditional_accuracy']:.2%}",
-                     round(quality["class_entropy"], 3), parzen])
+                     f"{quality['class_entropy']:.3f}", parzen])
         print("| " + " | ".join(str(cell) for cell in rows[-1]) + " |", flush=True)
         print(f"  ({seconds:.1f} s for FID/accuracy/entropy, {parzen_seconds:.1f} s for Parzen)",
               file=sys.stderr, flush=True)

@@ -431,7 +431,8 @@ def train_step(model, optimizer, schedule, x0, labels, p_uncond):
 
 def train_autoencoder(autoencoder, train_images, iterations, batch_size=64, lr=2e-3):
     """Stage 1 of latent diffusion: minimize || x - D(E(x)) ||^2, then freeze the autoencoder and
-    set the scaling from the training set: mu and sigma of E(x) per channel, and the largest |z|."""
+    set the scaling from the training set: mu and sigma of E(x) per channel, and the largest |z|.
+    Returns the scaled latents of the training set, the data of stage 2."""
     optimizer = torch.optim.AdamW(autoencoder.parameters(), lr, fused=True)
     progress = common.Progress(iterations, every=500)
     for iteration in range(1, iterations + 1):
@@ -446,7 +447,9 @@ def train_autoencoder(autoencoder, train_images, iterations, batch_size=64, lr=2
         raw = torch.cat([autoencoder.encoder(batch) for batch in train_images.split(1000)])
         autoencoder.latent_mean.copy_(raw.mean((0, 2, 3))[:, None, None])
         autoencoder.latent_std.copy_(raw.std((0, 2, 3))[:, None, None])
-        autoencoder.latent_bound.fill_(autoencoder.encode(train_images[:10000]).abs().max())
+        latents = (raw - autoencoder.latent_mean) / autoencoder.latent_std   # encode(), once
+        autoencoder.latent_bound.fill_(latents[:10000].abs().max())
+    return latents
 
 
 @torch.no_grad()
@@ -591,7 +594,7 @@ def first_stage(run, autoencoder, train_images, args):
     reconstructs the test set, and return the scaled latents of the training set."""
     if run.start == 0:
         started = time.perf_counter()
-        train_autoencoder(autoencoder, train_images, run.config["ae_iters"])
+        latents = train_autoencoder(autoencoder, train_images, run.config["ae_iters"])
         run.train_seconds += time.perf_counter() - started   # --minutes bounds both stages
         images, labels = common.load_dataset(run.config["dataset"], train=False,
                                              data_dir=args.data_dir)
@@ -610,7 +613,8 @@ def first_stage(run, autoencoder, train_images, args):
             numbers.update(fid=quality["fid"], accuracy=quality["conditional_accuracy"])
         run.history["autoencoder"] = numbers
         print(f"autoencoder: {numbers}")
-    return encode_dataset(autoencoder, train_images)
+        return latents
+    return encode_dataset(autoencoder, train_images)   # resumed: the saved autoencoder
 
 
 def run_config(args):

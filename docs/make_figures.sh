@@ -24,20 +24,18 @@ gan_run() {   # gan_run LOSS NAME FLAGS...: 100,000 iterations; the 20,000 grid 
     keep gan "$name"
 }
 
-part_gan-minimax() {
-    gan_run minimax minimax-100k
-    cp runs/gan/minimax-100k/samples_0020000.png docs/gan_minimax_20k.png
-    cp runs/gan/minimax-100k/samples_0100000.png docs/gan_minimax_100k.png
-    cp runs/gan/minimax-100k/quality.png docs/gan_minimax_100k_quality.png
-    first_20k_curves minimax
+gan_loss_part() {   # gan_loss_part LOSS: the 100k run, its 20k and 100k grids, quality, curves
+    gan_run "$1" "$1-100k"
+    cp "runs/gan/$1-100k/samples_0020000.png" "docs/gan_$1_20k.png"
+    cp "runs/gan/$1-100k/samples_0100000.png" "docs/gan_$1_100k.png"
+    cp "runs/gan/$1-100k/quality.png" "docs/gan_$1_100k_quality.png"
+    first_20k_curves "$1"
 }
 
+part_gan-minimax() { gan_loss_part minimax; }
+
 part_gan-logistic() {
-    gan_run logistic logistic-100k
-    cp runs/gan/logistic-100k/samples_0020000.png docs/gan_logistic_20k.png
-    cp runs/gan/logistic-100k/samples_0100000.png docs/gan_logistic_100k.png
-    cp runs/gan/logistic-100k/quality.png docs/gan_logistic_100k_quality.png
-    first_20k_curves logistic
+    gan_loss_part logistic
     # the fixed z across training: every 2,000 iterations to 20,000, then every 10,000
     python -c "
 import common

@@ -363,8 +363,11 @@ class CrossAttention(nn.Module):
         tokens at each position."""
         queries = self.split_heads(self.to_query(self.norm(h).flatten(2).transpose(1, 2)))
         keys = self.split_heads(self.to_key(tokens))              # Q: (B, heads, H*W, d), K: L
-        scores = queries @ keys.transpose(-1, -2) / math.sqrt(queries.shape[-1])
-        return scores.softmax(dim=-1)
+        # The scores laid out as (L, H*W), the softmax taken over the tokens (dim -2), the result
+        # handed back transposed: on a CPU a softmax along a last axis only L = 6 long is many
+        # times slower than along one that is not last.
+        scores = keys @ queries.transpose(-1, -2) / math.sqrt(queries.shape[-1])   # K Q^T
+        return scores.softmax(dim=-2).transpose(-1, -2)
 
     def forward(self, h, tokens):                      # (B, C, H, W), (B, L, token_dim)
         values = self.split_heads(self.to_value(tokens))                     # V: (B, heads, L, d)

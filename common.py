@@ -376,6 +376,15 @@ def ema_update(ema_model, model, decay):
         ema_buffer.copy_(buffer)
 
 
+def decay_learning_rate(optimizers, lr, iteration, iterations):
+    """lr_i = lr (1 - (i - 1) / iterations) for step i = 1..iterations: the learning rate falls
+    linearly from lr to lr / iterations at the last step, so the weights settle instead of
+    jittering at the end of a run."""
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] = lr * (1 - (iteration - 1) / iterations)
+
+
 def format_seconds(seconds):
     """1h02m or 3m07s."""
     seconds = int(seconds)

@@ -98,8 +98,8 @@ import common
 CLASSES = 10
 NO_CLASS = CLASSES            # the 11th slot of the one-hot label: "no class" (unconditional)
 # The defaults that differ between the pixel U-Net and the latent denoiser
-DEFAULTS = {"pixel": {"iters": 7000, "channels": 32, "lr": 5e-4},
-            "latent": {"iters": 15000, "channels": 64, "lr": 1e-3}}
+DEFAULTS = {"pixel": {"iters": 7000, "channels": 32, "lr": 5e-4, "lr_decay": "none"},
+            "latent": {"iters": 17000, "channels": 64, "lr": 2e-3, "lr_decay": "linear"}}
 
 
 def parse_args(argv=None):
@@ -114,11 +114,14 @@ def parse_args(argv=None):
     parser.add_argument("--channels", type=int, help="width of the U-Net at full size, or of "
                                                      "the latent denoiser (default: 32 or 64)")
     parser.add_argument("--iters", type=int, help="training steps of the diffusion model "
-                                                  "(default: 7000 pixel, 15000 latent)")
+                                                  "(default: 7000 pixel, 17000 latent)")
     parser.add_argument("--batch-size", type=int, default=64,
                         help="small enough that a step's activations stay in the CPU cache")
-    parser.add_argument("--lr", type=float, help="AdamW learning rate (default: 5e-4 pixel, 1e-3 "
+    parser.add_argument("--lr", type=float, help="AdamW learning rate (default: 5e-4 pixel, 2e-3 "
                                                  "latent)")
+    parser.add_argument("--lr-decay", choices=["none", "linear"],
+                        help="linear: the learning rate falls to 0 at --iters (default: none "
+                             "pixel, linear latent)")
     parser.add_argument("--latent-channels", type=int, default=4,
                         help="channels of the 7x7 latent (--space latent)")
     parser.add_argument("--ae-iters", type=int, default=1500,
@@ -663,6 +666,8 @@ def train(args):
             lambda: sample(ema_model, schedule, fixed_noise, grid_labels, autoencoder=autoencoder,
                            **sampling), draw=draw, panels=[["loss"]], ncol=CLASSES):
         x0, labels = common.sample_batch(train_data, args.batch_size, train_labels)
+        if args.lr_decay == "linear":
+            common.decay_learning_rate([optimizer], args.lr, iteration, args.iters)
         loss = train_step(model, optimizer, schedule, x0, labels, config["p_uncond"])
         # EMA with a warm-up, decay min(ema, (1 + i) / (10 + i)): a short run is not dominated
         # by the random initial weights

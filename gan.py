@@ -246,9 +246,8 @@ def train(args):
                                     panels=[["loss_d", "loss_g"], ["d_real", "d_fake"]]):
         real = common.sample_batch(train_images, args.batch_size)        # (B, C, H, W)
         z = torch.randn(args.batch_size, config["z_dim"], device=device)
-        if args.lr_decay == "linear":   # lr_i = lr (1 - (i - 1) / iters), the same for G and D
-            for optimizer in (opt_g, opt_d):
-                optimizer.param_groups[0]["lr"] = args.lr * (1 - (iteration - 1) / args.iters)
+        if args.lr_decay == "linear":   # the same for G and D
+            common.decay_learning_rate((opt_g, opt_d), args.lr, iteration, args.iters)
         loss_d, loss_g, real_logits, fake_logits = train_step(
             generator, discriminator, opt_g, opt_d, real, z, config["loss"])
         common.ema_update(ema_generator, generator, args.ema)

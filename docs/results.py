@@ -64,16 +64,35 @@ def run_summary(runs):
                      f"{number(metrics['best_fid'])} ({metrics['best_iteration']:,})"
                      if "best_fid" in metrics else "",
                      number(metrics.get("class_entropy", ""), 3),
-                     f"{accuracy:.2%}" if accuracy is not None else ""])
+                     f"{accuracy:.2%}" if accuracy is not None else "",
+                     f"{metrics['parzen_log_likelihood']:.1f} +- "
+                     f"{metrics['parzen_standard_error']:.1f}"
+                     if "parzen_log_likelihood" in metrics else ""])
     return markdown_table(["run", "iterations", "training minutes", "N", "FID", "best FID (at)",
-                           "class entropy", "conditional accuracy"], rows)
+                           "class entropy", "conditional accuracy", "Parzen"], rows)
+
+
+def run_details(metrics):
+    """The numbers of a run's last logged iterations and its class mix at the end."""
+    names = {"loss_d": "L_D", "loss_g": "L_G", "d_real": "D(x)", "d_fake": "D(G(z))",
+             "loss": "loss"}
+    logged = [f"{names.get(key[6:], key[6:])} {value:.3g}" for key, value in metrics.items()
+              if key.startswith("final_") and isinstance(value, float)]
+    lines = [f"mean of the last 100 iterations: {', '.join(logged)}"] if logged else []
+    histogram = metrics.get("class_histogram")
+    if histogram:
+        shares = [count / sum(histogram) for count in histogram]
+        lines.append("class shares at the end (0-9): " + ", ".join(f"{share:.1%}"
+                                                                  for share in shares))
+    return [line for entry in lines for line in (entry, "")]
 
 
 def evaluations(metrics):
     """The run's evaluations over training, one row each."""
     found = metrics.get("evaluations", {})
     keys = [key for key in ("eval_train_minutes", "eval_fid", "eval_class_entropy",
-                            "eval_conditional_accuracy", "eval_wasserstein", "eval_d_gap")
+                            "eval_conditional_accuracy", "eval_wasserstein",
+                            "eval_d_overfitting_gap")
             if key in found]
     shown = {"eval_fid": lambda v: f"{v:.1f}", "eval_train_minutes": lambda v: f"{v:.1f}",
              "eval_conditional_accuracy": lambda v: f"{v:.1%}"}
@@ -122,6 +141,7 @@ def section(part, title):
         lines += run_summary(runs) + [""]
         for name, metrics in runs:
             lines += [f"**{part}/{name}**: {provenance(metrics, part)}", ""]
+            lines += run_details(metrics)
             if "autoencoder" in metrics and metrics["autoencoder"]:
                 lines += ["autoencoder (stage 1): " + ", ".join(
                     f"{key.replace('_', ' ')} {number(value, 4 if value < 1 else 2)}"

@@ -9,9 +9,11 @@ models) and shows three rows of evidence, each with its count in the title:
      copy (distance near 0) is memorized, not generated. Real test digits give the reference.
 
     python gan.py --checkpoint runs/gan/X/checkpoint.pt --generate 2000 --out gan.npz
-    DATA_DIR=/path/to/data python benchmarks/inspect_samples.py gan.npz --out docs/inspect_gan.png
+    DATA_DIR=/path/to/data python benchmarks/inspect_samples.py gan.npz --out docs/inspect_gan.png \
+        --json docs/runs/inspect/gan.json
 """
 import argparse
+import collections
 import sys
 from pathlib import Path
 
@@ -41,6 +43,7 @@ def main():
     parser.add_argument("--out", required=True, help="PNG to write")
     parser.add_argument("--show", type=int, default=10, help="images per row")
     parser.add_argument("--data-dir")
+    parser.add_argument("--json", help="also write the numbers as a table (docs/runs/...)")
     args = parser.parse_args()
     with np.load(args.samples) as arrays:
         images = torch.from_numpy(arrays["images"]).float()
@@ -50,6 +53,8 @@ def main():
         probabilities = classifier.head(classifier.features(images)).softmax(1)
     confidence, read = probabilities.max(1)
     rows, titles = [], []
+    numbers = [["samples", len(images)],
+               ["top probability below 0.9", f"{(confidence < 0.9).float().mean():.1%}"]]
 
     unsure = confidence.argsort()[:args.show]
     rows.append(images[unsure])
@@ -61,6 +66,11 @@ def main():
         for index in wrong[:args.show].tolist():
             print(f"  sample {index}: asked {asked[index].item()}, read {read[index].item()} "
                   f"(p {confidence[index]:.2f})")
+        confusions = collections.Counter(f"{asked[i]} -> {read[i]}" for i in wrong.tolist())
+        numbers.append(["read as another class than asked",
+                        f"{len(wrong)} ({len(wrong) / len(images):.1%}): " + ", ".join(
+                            f"{pair} x{count}" if count > 1 else pair
+                            for pair, count in confusions.most_common())])
         if len(wrong):
             rows.append(images[wrong[:args.show]])
             pairs = ", ".join(f"{asked[i]}->{read[i]}" for i in wrong[:args.show].tolist())
@@ -79,6 +89,16 @@ def main():
                   f"{distance[closest].max():.2f}; median {distance.median():.2f}, real test "
                   f"digits {test_distance.median():.2f} (min {test_distance.min():.2f})")
     print("\n".join(titles))
+    numbers += [["median L2 to the nearest training image", f"{distance.median():.2f}"],
+                ["the same for real test digits (their minimum)",
+                 f"{test_distance.median():.2f} ({test_distance.min():.2f})"],
+                [f"the {len(closest)} closest samples: L2, and the digit read",
+                 f"{distance[closest].min():.2f}-{distance[closest].max():.2f}: "
+                 + ", ".join(str(digit) for digit in read[closest].tolist())]]
+    if args.json:
+        common.write_json({"title": f"What the averages hide: {Path(args.samples).name}",
+                           "columns": ["measure", "value"], "rows": numbers,
+                           "provenance": common.provenance()}, args.json)
 
     plt = common.pyplot()
     figure, axes = plt.subplots(len(rows), 1, figsize=(args.show * 0.55 + 0.5, 1.1 * len(rows)),

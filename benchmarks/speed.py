@@ -16,7 +16,7 @@ lines put it in context:
                   that also computes D's weight gradients, and Adam is PyTorch's default
                   (not fused). Same networks and losses; this is what gan.py's whole recipe buys.
 
-    DATA_DIR=/path/to/data python benchmarks/speed.py
+    DATA_DIR=/path/to/data python benchmarks/speed.py --json docs/runs/speed/speed.json
 """
 import argparse
 import sys
@@ -108,6 +108,7 @@ def main():
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--data-dir")
+    parser.add_argument("--json", help="also write the numbers as a table (docs/runs/...)")
     args = parser.parse_args()
     images, _ = common.load_dataset("mnist", data_dir=args.data_dir)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
@@ -133,6 +134,19 @@ def main():
           f"{loader_alone:.3f} s per 1,000 ({loader_alone / memory_alone:.0f}x faster)")
     print(f"typical script (DataLoader, {args.workers} workers): {typical:6.2f} s per 1,000 "
           f"iterations; gan.py is {typical / memory:.2f}x faster")
+    if args.json:
+        loader_name = f"DataLoader ({args.workers} workers), per-sample transforms"
+        rows = [["gan.py: in-memory tensor", f"{memory:.2f}", f"{memory_alone:.3f}",
+                 f"{memory * 20 / 60:.1f}"],
+                [f"{loader_name}, gan.py's step", f"{loader:.2f}", f"{loader_alone:.3f}",
+                 f"{loader * 20 / 60:.1f}"],
+                [f"{loader_name}, a typical script's step", f"{typical:.2f}", "",
+                 f"{typical * 20 / 60:.1f}"]]
+        common.write_json({"title": f"Speed of gan.py's MLP GAN, batch 64, fastest of "
+                                    f"{args.repeats} timings of {args.iterations:,} iterations",
+                           "columns": ["data path and training step", "s per 1,000 iterations",
+                                       "s per 1,000 batches alone", "min per 20,000 iterations"],
+                           "rows": rows, "provenance": common.provenance()}, args.json)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@
 #     bash docs/make_figures.sh                 # every part, in order
 #     bash docs/make_figures.sh diffusion latent  # some parts (a lecturer's rerun before a class)
 #
-# Parts: gan-minimax gan-logistic gan-no-dropout cgan wgan-gan wgan-clip wgan-gp wgan-sweep
-# adversarial diffusion latent compare measures inspect. Each takes at most 40 minutes on 2 CPU
+# Parts: gan-minimax gan-logistic gan-no-dropout dcgan cgan wgan-gan wgan-clip wgan-gp wgan-sweep
+# adversarial diffusion latent compare measures speed inspect. Each takes at most 40 minutes on 2 CPU
 # cores; "compare" and "inspect" use the checkpoints of the parts before them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +59,12 @@ part_gan-no-dropout() {   # without dropout D memorizes the training set and FID
         python benchmarks/gan_dropout_figure.py runs/gan/logistic-100k-no-dropout \
             runs/gan/logistic-100k runs/gan/minimax-100k --out docs/gan_dropout.png
     fi
+}
+
+part_dcgan() {   # the DCGAN of gan.py on MNIST (Fashion-MNIST and CIFAR-10: the same command)
+    python gan.py --arch dcgan --minutes 10 --out runs/gan/dcgan-10min
+    keep gan dcgan-10min
+    cp "$(ls runs/gan/dcgan-10min/samples_*.png | tail -1)" docs/gan_dcgan_10min.png
 }
 
 part_cgan() {
@@ -124,7 +130,7 @@ part_latent() {   # Stable Diffusion in miniature: autoencoder, latent diffusion
 part_compare() {   # pixel diffusion, latent diffusion and the CGAN on the same asked digits
     python benchmarks/diffusion_vs_cgan.py --diffusion runs/diffusion/pixel/checkpoint.pt \
         --latent runs/diffusion/latent/checkpoint.pt --cgan runs/cgan/mlp-30k/checkpoint.pt \
-        --guidance 0 0.5 1 1.5 2 4 --figure docs/diffusion_vs_cgan.png \
+        --guidance 0 0.5 1 2 4 --ddpm-samples 100 --figure docs/diffusion_vs_cgan.png \
         --json docs/runs/diffusion/comparison.json
 }
 
@@ -132,20 +138,25 @@ part_measures() {   # what FID, entropy and Parzen say about real data, noise an
     python benchmarks/calibrate_metrics.py --parzen --json docs/runs/measures/calibration.json
 }
 
-part_inspect() {   # the limits section: what the samples of each model get wrong
-    mkdir -p runs/inspect
-    python gan.py --checkpoint runs/gan/logistic-100k/checkpoint.pt --generate 2000 \
-        --out runs/inspect/gan_logistic_100k.npz
-    python benchmarks/inspect_samples.py runs/inspect/gan_logistic_100k.npz --out docs/inspect_gan.png
-    python cgan.py --checkpoint runs/cgan/mlp-30k/checkpoint.pt --generate 2000 --out runs/inspect/cgan.npz
-    python benchmarks/inspect_samples.py runs/inspect/cgan.npz --out docs/inspect_cgan.png
-    python diffusion.py --checkpoint runs/diffusion/pixel/checkpoint.pt --generate 1000 \
-        --out runs/inspect/diffusion.npz
-    python benchmarks/inspect_samples.py runs/inspect/diffusion.npz --out docs/inspect_diffusion.png
+part_speed() {   # gan.py's in-memory batches against a DataLoader, and against a typical script
+    python benchmarks/speed.py --json docs/runs/speed/speed.json
 }
 
-all=(gan-minimax gan-logistic gan-no-dropout cgan wgan-gan wgan-clip wgan-gp wgan-sweep
-     adversarial diffusion latent compare measures inspect)
+part_inspect() {   # the limits section: what the samples of each model get wrong
+    mkdir -p runs/inspect docs/runs/inspect
+    python gan.py --checkpoint runs/gan/logistic-100k/checkpoint.pt --generate 2000 \
+        --out runs/inspect/gan_logistic_100k.npz
+    python cgan.py --checkpoint runs/cgan/mlp-30k/checkpoint.pt --generate 2000 --out runs/inspect/cgan.npz
+    python diffusion.py --checkpoint runs/diffusion/pixel/checkpoint.pt --generate 1000 \
+        --out runs/inspect/diffusion.npz
+    for name in gan_logistic_100k cgan diffusion; do
+        python benchmarks/inspect_samples.py runs/inspect/$name.npz --out docs/inspect_${name%%_*}.png \
+            --json docs/runs/inspect/$name.json
+    done
+}
+
+all=(gan-minimax gan-logistic gan-no-dropout dcgan cgan wgan-gan wgan-clip wgan-gp wgan-sweep
+     adversarial diffusion latent compare measures speed inspect)
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=("${all[@]}")
 for part in "${parts[@]}"; do

@@ -19,7 +19,8 @@ RUNS = Path(__file__).resolve().parent / "runs"
 PARTS = [("gan", "The vanilla GAN (gan.py)"), ("cgan", "The conditional GAN (cgan.py)"),
          ("wgan", "DCGAN against WGAN (wgan.py)"), ("diffusion", "Diffusion (diffusion.py)"),
          ("adversarial", "Adversarial examples (adversarial.py)"),
-         ("measures", "What the quality numbers say")]
+         ("inspect", "What the averages hide: single samples (benchmarks/inspect_samples.py)"),
+         ("measures", "What the quality numbers say"), ("speed", "Speed")]
 
 
 def number(value, digits=1):

@@ -143,9 +143,13 @@ def test_latent_mode_trains_resumes_and_generates(tiny_data, tiny_classifier, tm
     assert not torch.equal(mean, torch.zeros_like(mean)) and not torch.equal(std, torch.ones_like(std))
     assert state["train_seconds"] > 0
 
+    # the latent default: the learning rate falls linearly, lr_i = lr (1 - (i - 1) / iters)
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(2e-3 / 3)
+
     diffusion.main(flags + ["--iters", "5", "--resume", str(out / "checkpoint.pt")])
     state = common.load_checkpoint(out / "checkpoint.pt", "diffusion")
     assert state["iteration"] == 5                       # the autoencoder was not trained again
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(2e-3 / 5)
     assert torch.equal(state["autoencoder"]["latent_mean"], mean)
     assert torch.equal(state["autoencoder"]["latent_std"], std)
 
@@ -179,3 +183,11 @@ def test_a_pixel_checkpoint_is_refused_by_the_latent_mode(tiny_data, tmp_path, c
         error = capsys.readouterr().err.strip().splitlines()
         assert len(error) == 1 and "checkpoint of the pixel-space model, not of --space latent" \
             in error[0], error
+
+
+def test_each_space_has_its_own_defaults_and_flags_override_them():
+    pixel, latent = diffusion.parse_args([]), diffusion.parse_args(["--space", "latent"])
+    assert (pixel.lr, pixel.lr_decay, pixel.iters) == (5e-4, "none", 7000)
+    assert (latent.lr, latent.lr_decay, latent.iters) == (2e-3, "linear", 17000)
+    chosen = diffusion.parse_args(["--space", "latent", "--lr-decay", "none", "--lr", "1e-3"])
+    assert (chosen.lr, chosen.lr_decay) == (1e-3, "none")

@@ -76,7 +76,9 @@ diffusion runs in the small latent space of an autoencoder instead of on the pix
    every position, and cross-attention would collapse into adding one learned vector per class.
    The empty prompt "<start> <end> <end> ..." means "no class" for classifier-free guidance.
    Stable Diffusion embeds its prompt with a frozen CLIP text encoder; here the token embeddings
-   are learned with the denoiser.
+   are learned with the denoiser. Each step is cheap, so the denoiser takes many of them with a
+   large learning rate (AdamW 2e-3) that falls linearly to 0 (--lr-decay linear): the weights
+   settle at the end instead of jittering.
 4. Sampling walks the reverse process on the latent, then decodes once: x = D(z_0). Each step
    costs a 7x7 network instead of a 28x28 U-Net: that is what the latent space buys.
 

@@ -146,7 +146,8 @@ def main():
                                     f"{args.repeats} timings of {args.iterations:,} iterations",
                            "columns": ["data path and training step", "s per 1,000 iterations",
                                        "s per 1,000 batches alone", "min per 20,000 iterations"],
-                           "rows": rows, "provenance": common.provenance()}, args.json)
+                           "rows": rows, "provenance": common.provenance(),
+                           "classifier_sha256": None}, args.json)
 
 
 if __name__ == "__main__":

@@ -43,8 +43,9 @@ def provenance(metrics, part=None):
     if not made:
         command = command_from_flags(part, metrics["flags"]) if part and "flags" in metrics else "?"
         return f"`{command}` (the command rebuilt from the run's flags; date and commit not recorded)"
-    return (f"`{made['command']}` ({made['date']}, commit {made['commit']}, {made['machine']}; "
-            f"classifier {metrics.get('classifier_sha256', 'committed')[:12]})")
+    classifier = metrics.get("classifier_sha256", "committed")   # None: measured without one
+    return (f"`{made['command']}` ({made['date']}, commit {made['commit']}, {made['machine']}"
+            + (f"; classifier {classifier[:12]})" if classifier else ")"))
 
 
 def markdown_table(columns, rows, as_written=False):

@@ -10,7 +10,7 @@ and is measured by common.sample_quality (FID at the row's N: compare FIDs only 
 Writes a figure of the same asked digits from the three models.
 
     DATA_DIR=/path/to/data python benchmarks/diffusion_vs_cgan.py \\
-        --diffusion runs/diffusion/main/checkpoint.pt --latent runs/diffusion/latent/checkpoint.pt \\
+        --diffusion runs/diffusion/pixel/checkpoint.pt --latent runs/diffusion/latent/checkpoint.pt \\
         --cgan runs/cgan/mlp-30k/checkpoint.pt --figure docs/diffusion_vs_cgan.png
 """
 import argparse

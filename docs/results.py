@@ -40,9 +40,14 @@ def command_from_flags(part, flags):
 
 def provenance(metrics, part=None):
     made = metrics.get("provenance")
-    if not made:
-        command = command_from_flags(part, metrics["flags"]) if part and "flags" in metrics else "?"
-        return f"`{command}` (the command rebuilt from the run's flags; date and commit not recorded)"
+    if not made and part and "flags" in metrics:
+        return (f"`{command_from_flags(part, metrics['flags'])}` (the command rebuilt from the "
+                f"run's flags; date and commit not recorded)")
+    if not made:   # the oldest runs kept only their configuration
+        config = ", ".join(f"{key} {value}" for key, value in metrics.get("config", {}).items()
+                           if key != "image_shape")
+        return (f"configuration {config}, {metrics['train_seconds'] / 60:.1f} minutes of training "
+                f"(command, date and commit not recorded)")
     classifier = metrics.get("classifier_sha256", "committed")   # None: measured without one
     return (f"`{made['command']}` ({made['date']}, commit {made['commit']}, {made['machine']}"
             + (f"; classifier {classifier[:12]})" if classifier else ")"))
@@ -156,7 +161,8 @@ def section(part, title):
     return lines
 
 
-def main():
+def render():
+    """The text of RESULTS.md, from the JSON files under docs/runs/."""
     lines = ["# Results", "",
              "Every number below was written by a run or a benchmark into the JSON files under",
              "`docs/runs/`, and this page by `python docs/results.py` from them; "
@@ -167,8 +173,12 @@ def main():
              "minutes count the training steps only.", ""]
     for part, title in PARTS:
         lines += section(part, title)
+    return "\n".join(lines)
+
+
+def main():
     with common.atomic_path(Path(__file__).resolve().parent / "RESULTS.md") as temporary:
-        Path(temporary).write_text("\n".join(lines))
+        Path(temporary).write_text(render())
     print("wrote docs/RESULTS.md")
 
 

@@ -31,12 +31,14 @@ drops clipping and adds LAMBDA * E[(||grad f(x_hat)||_2 - 1)^2] at points x_hat 
 real and fake samples, where an optimal critic has gradient norm 1; it uses Adam with beta1 = 0
 and beta2 = 0.9, as in that paper.
 
-The critic is trained `--n-critic` times per generator step so that it stays near its optimum
-and its estimate of W stays meaningful; the GAN's discriminator once, as in gan.py. The papers
-train the critic 5 times, with learning rates of 5e-5 (RMSprop, clipping) and 1e-4 (Adam,
-WGAN-GP), for hundreds of thousands of critic steps. On a CPU budget of minutes that critic eats
-the time the generator needs, so the defaults here are 2 critic steps, RMSprop at 2e-4 and
-Adam at 3e-4: docs/GUIDE.md shows the runs that chose them.
+The papers train the critic `--n-critic` = 5 times per generator step, so that it stays near
+its optimum and its estimate of W stays meaningful, with learning rates of 5e-5 (RMSprop,
+clipping) and 1e-4 (Adam, WGAN-GP), for hundreds of thousands of critic steps. On a CPU budget of
+minutes those critic steps eat the time the generator needs. The defaults here: WGAN-GP trains
+its critic once per generator step, as the GAN its discriminator, with Adam at 5e-4 (the GAN:
+2e-4, as in gan.py); the clipped critic, which learns more slowly, twice, with RMSprop at 2e-4
+(with one step, or a larger rate, its estimate of W stays near 0 and measures nothing).
+docs/GUIDE.md shows the runs that chose them.
 
 The networks of the course's exercise, sized for a CPU:
     generator:     dense z -> (64, s, s), then transposed conv -> (32, 2s, 2s), transposed conv
@@ -44,8 +46,11 @@ The networks of the course's exercise, sized for a CPU:
                    (s = 7 for 28x28, 8 for 32x32): 1 dense + 3 conv layers
     discriminator  conv -> 16, conv -> 32, conv -> 64 channels (stride 2 each: 4x4 left),
     or critic:     LeakyReLU and dropout (--dropout) after each, then dense -> 1 number:
-                   3 conv + 1 dense layers. No batch norm: the gradient penalty is taken per
-                   sample, and batch norm would mix the samples of a batch.
+                   3 conv + 1 dense layers; layer norm after each convolution. Not batch
+                   norm: the gradient penalty is taken per sample, and batch norm would mix the
+                   samples of a batch (WGAN-GP's paper uses layer norm for that reason). It also
+                   helps the clipped critic: each layer's output is rescaled to unit size, so
+                   weights clamped to [-c, c] no longer shrink the signal layer after layer.
 
     python wgan.py --loss gan --minutes 20           # the DCGAN of the comparison
     python wgan.py --minutes 20                      # clipped WGAN (c = 0.01) on MNIST
@@ -71,12 +76,12 @@ def parse_args(argv=None):
     parser.add_argument("--loss", choices=["wasserstein", "gan"], default="wasserstein",
                         help="what the second network learns: the critic of W, or the GAN's "
                              "discriminator")
-    parser.add_argument("--n-critic", type=int,
-                        help="critic (or D) steps per G step (default 2, or 1 with --loss gan)")
+    parser.add_argument("--n-critic", type=int, help="critic (or D) steps per G step (default "
+                        "2 with clipping, else 1; the WGAN papers: 5)")
     parser.add_argument("--clip", type=float, default=0.01, help="critic weights in [-c, c]")
     parser.add_argument("--gradient-penalty", type=float, metavar="LAMBDA",
                         help="WGAN-GP with this weight instead of clipping (the paper: 10)")
-    parser.add_argument("--lr", type=float, help="default 2e-4 (RMSprop), 3e-4 with "
+    parser.add_argument("--lr", type=float, help="default 2e-4 (RMSprop, clipping), 5e-4 with "
                                                  "--gradient-penalty, 2e-4 with --loss gan (Adam)")
     parser.add_argument("--dropout", type=float, default=0.2,
                         help="dropout after each convolution of the critic or discriminator")
@@ -85,10 +90,11 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not 50 <= args.z_dim <= 200:
         parser.error(f"--z-dim {args.z_dim}: the course's networks take 50-200")
+    clipped = args.loss == "wasserstein" and args.gradient_penalty is None
     if args.n_critic is None:
-        args.n_critic = 1 if args.loss == "gan" else 2
+        args.n_critic = 2 if clipped else 1
     if args.lr is None:   # Adam for the GAN and WGAN-GP, RMSprop for the clipped WGAN
-        args.lr = 3e-4 if args.gradient_penalty else 2e-4
+        args.lr = 5e-4 if args.gradient_penalty else 2e-4
     common.check_run_arguments(parser, args, positive=("iters", "batch_size", "n_critic"))
     if args.clip <= 0:
         parser.error("--clip must be positive")
@@ -98,7 +104,7 @@ def parse_args(argv=None):
         parser.error("--gradient-penalty must be positive")
     if args.loss == "gan" and args.gradient_penalty is not None:
         parser.error("--gradient-penalty is for --loss wasserstein")
-    if args.loss == "wasserstein" and args.gradient_penalty is None \
+    if clipped \
             and not 0.001 <= args.clip <= 0.1:
         warnings.warn(f"--clip {args.clip} is outside [0.001, 0.1]: expect a critic that cannot "
                       "learn (too small) or trains very slowly (too large)", stacklevel=2)
@@ -134,13 +140,14 @@ class Critic(nn.Module):
 
     def __init__(self, image_shape, dropout=0.2):
         super().__init__()
+        # GroupNorm with one group is layer norm over (C, H, W) of each sample on its own
         self.net = nn.Sequential(
-            nn.Conv2d(image_shape[0], 16, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Dropout(dropout),                               # (B, 16, H/2, W/2)
-            nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Dropout(dropout),                               # (B, 32, H/4, W/4): 7 or 8
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Dropout(dropout),                               # (B, 64, 4, 4)
+            nn.Conv2d(image_shape[0], 16, 4, stride=2, padding=1), nn.GroupNorm(1, 16),
+            nn.LeakyReLU(0.2), nn.Dropout(dropout),            # (B, 16, H/2, W/2)
+            nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.GroupNorm(1, 32),
+            nn.LeakyReLU(0.2), nn.Dropout(dropout),            # (B, 32, H/4, W/4): 7 or 8
+            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.GroupNorm(1, 64),
+            nn.LeakyReLU(0.2), nn.Dropout(dropout),            # (B, 64, 4, 4)
             nn.Flatten(), nn.Linear(64 * 4 * 4, 1))            # (B, 1): no sigmoid
 
     def forward(self, images):

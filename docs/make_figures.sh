@@ -82,10 +82,10 @@ wgan_run() {   # wgan_run NAME MINUTES EVAL_EVERY FLAGS...
     keep wgan "$name"
 }
 
-part_wgan-gan() { wgan_run gan-20min 20 2500 --loss gan; }
-part_wgan-clip() { wgan_run clip-0.01-20min 20 500; }
+part_wgan-gan() { wgan_run gan-20min 20 1000 --loss gan; }
+part_wgan-clip() { wgan_run clip-0.01-20min 20 1000; }
 part_wgan-gp() {
-    wgan_run gp-20min 20 400 --gradient-penalty 10
+    wgan_run gp-20min 20 1000 --gradient-penalty 10
     if [ -f runs/wgan/gan-20min/checkpoint.pt ] && [ -f runs/wgan/clip-0.01-20min/checkpoint.pt ]; then
         python benchmarks/wgan_figure.py --compare runs/wgan/gan-20min runs/wgan/clip-0.01-20min \
             runs/wgan/gp-20min --out docs/wgan_vs_gan.png

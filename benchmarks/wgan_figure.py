@@ -6,8 +6,11 @@ metrics.json and last sample grid).
                       samples of each run side by side
     --sweep RUN...    the clip sweep: per run, the critic's estimate, a histogram of the critic's
                       weights, and the last samples
-    the tables        printed as markdown: FID, class entropy and generator steps of each run; and
-                      the checkpoint that the lowest generator loss would pick against best.pt
+    the tables        printed as markdown (and with --json written for docs/RESULTS.md): per
+                      run, FID, class entropy and generator steps; what the critic's estimate (or
+                      D's loss) did over the evaluations; the checkpoint that the lowest
+                      generator loss would pick against best.pt; for the sweep, the share of
+                      critic weights at the bound
     --probes DIR...   only a table, from the metrics.json files alone (the recipe probes)
 
     python benchmarks/wgan_figure.py --compare runs/wgan/gan runs/wgan/clip-0.01 runs/wgan/gp \\
@@ -56,21 +59,52 @@ def rank_correlation(a, b):
     return float(np.corrcoef(ranks_a, ranks_b)[0, 1])
 
 
-def print_tables(runs):
-    print("| run | generator steps | FID | class entropy | best FID (best.pt) | lowest G loss "
-          "picks | the curve and FID: rank correlation | lr, n_critic, dropout |")
-    print("|---|---|---|---|---|---|---|---|")
+def compare_table(runs):
+    """Per run: its length and quality, what its curve (the critic's estimate, or D's loss) did
+    over the evaluations and how it ranks with FID, and the pick of a lowest-G-loss rule."""
+    columns = ["run", "generator steps", "FID", "class entropy", "best FID (best.pt) at",
+               "the curve", "at the first / highest / last evaluation",
+               "rank correlation with FID", "lowest G loss picks", "lr, n_critic, dropout"]
+    rows = []
     for run in runs:
         state, metrics, _ = load(run)
         history, config = state["history"], state["config"]
         pick_iteration, pick_fid = lowest_generator_loss_pick(history)
         curve = "wasserstein" if config["loss"] == "wasserstein" else "loss_d"
-        correlation = rank_correlation(logged_at_evaluations(history, curve), history["eval_fid"])
-        print(f"| {metrics['variant']} | {metrics['iterations']:,} | {metrics['fid']:.1f} | "
-              f"{metrics['class_entropy']:.3f} | {metrics['best_fid']:.1f} at "
-              f"{metrics['best_iteration']:,} | FID {pick_fid:.1f} at {pick_iteration:,} | "
-              f"{curve}: {correlation:+.2f} | {config['lr']}, {config['n_critic']}, "
-              f"{config['dropout']} |")
+        at_evaluations = logged_at_evaluations(history, curve)
+        correlation = rank_correlation(at_evaluations, history["eval_fid"])
+        rows.append([metrics["variant"], f"{metrics['iterations']:,}", f"{metrics['fid']:.1f}",
+                     f"{metrics['class_entropy']:.3f}",
+                     f"{metrics['best_fid']:.1f} at {metrics['best_iteration']:,}",
+                     "critic's estimate of W" if curve == "wasserstein" else "D's loss",
+                     " / ".join(f"{value:.3g}" for value in (at_evaluations[0],
+                                                              at_evaluations.max(),
+                                                              at_evaluations[-1])),
+                     f"{correlation:+.2f}", f"FID {pick_fid:.1f} at {pick_iteration:,}",
+                     f"{config['lr']:g}, {config['n_critic']}, {config['dropout']:g}"])
+    return columns, rows
+
+
+def sweep_table(runs):
+    """Per clip value: quality, the critic's estimate and how many weights sit at the bound."""
+    columns = ["clip c", "generator steps", "FID", "class entropy",
+               "critic's estimate: mean of the last 100 steps", "lowest / highest logged",
+               "critic weights at the bound"]
+    rows = []
+    for run in runs:
+        state, metrics, _ = load(run)
+        clip, estimate = state["config"]["clip"], np.array(state["history"]["wasserstein"])
+        rows.append([f"{clip:g}", f"{metrics['iterations']:,}", f"{metrics['fid']:.1f}",
+                     f"{metrics['class_entropy']:.3f}", f"{metrics['final_wasserstein']:.3g}",
+                     f"{estimate.min():.3g} / {estimate.max():.3g}",
+                     f"{np.mean(np.abs(critic_weights(state)) >= clip):.0%}"])
+    return columns, rows
+
+
+def critic_weights(state):
+    """Every weight of the critic's convolutions, norms and dense layer, as one array."""
+    return torch.cat([value.flatten() for name, value in state["critic"].items()
+                      if name.endswith("weight")]).numpy()
 
 
 def print_probe_table(runs):
@@ -133,8 +167,7 @@ def sweep_figure(runs, out):
         axes[0, column].set_title(f"clip {clip:g}: critic's estimate of W", fontsize=9)
         axes[0, column].set_xlabel("training minutes")
         axes[0, column].grid(alpha=0.3)
-        weights = torch.cat([value.flatten() for name, value in state["critic"].items()
-                             if name.endswith("weight")]).numpy()
+        weights = critic_weights(state)
         axes[1, column].hist(weights / clip, bins=50, log=True)
         axes[1, column].set_title(f"critic weights / c: {np.mean(np.abs(weights) >= clip):.0%} "
                                   "at the bound", fontsize=9)
@@ -152,6 +185,7 @@ def main():
     parser.add_argument("--sweep", nargs="+", help="wgan.py run folders of the clip sweep")
     parser.add_argument("--probes", nargs="+", help="folders holding a metrics.json each")
     parser.add_argument("--out", help="the figure to write")
+    parser.add_argument("--json", help="also write the table (docs/runs/wgan/...) for RESULTS.md")
     args = parser.parse_args()
     if args.probes:
         return print_probe_table(args.probes)
@@ -159,7 +193,14 @@ def main():
         parser.error("give --compare or --sweep, with --out")
     runs = args.compare or args.sweep
     (compare_figure if args.compare else sweep_figure)(runs, args.out)
-    print_tables(runs)
+    columns, rows = (compare_table if args.compare else sweep_table)(runs)
+    print("\n".join("| " + " | ".join(row) + " |" for row in [columns, ["---"] * len(columns)]
+                                                              + rows))
+    if args.json:
+        title = ("The same networks, two losses: over training" if args.compare
+                 else "The clip sweep")
+        common.write_json({"title": title, "columns": columns, "rows": rows,
+                           "provenance": common.provenance()}, args.json)
     print(f"wrote {args.out}")
 
 

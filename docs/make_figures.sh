@@ -88,7 +88,7 @@ part_wgan-gp() {
     wgan_run gp-20min 20 1000 --gradient-penalty 10
     if [ -f runs/wgan/gan-20min/checkpoint.pt ] && [ -f runs/wgan/clip-0.01-20min/checkpoint.pt ]; then
         python benchmarks/wgan_figure.py --compare runs/wgan/gan-20min runs/wgan/clip-0.01-20min \
-            runs/wgan/gp-20min --out docs/wgan_vs_gan.png
+            runs/wgan/gp-20min --out docs/wgan_vs_gan.png --json docs/runs/wgan/over_training.json
     fi
 }
 
@@ -97,7 +97,8 @@ part_wgan-sweep() {
         wgan_run sweep-clip-$c-3min 3 250 --clip $c
     done
     python benchmarks/wgan_figure.py --sweep runs/wgan/sweep-clip-0.1-3min \
-        runs/wgan/sweep-clip-0.01-3min runs/wgan/sweep-clip-0.001-3min --out docs/wgan_clip_sweep.png
+        runs/wgan/sweep-clip-0.01-3min runs/wgan/sweep-clip-0.001-3min --out docs/wgan_clip_sweep.png \
+        --json docs/runs/wgan/clip_sweep.json
 }
 
 part_adversarial() {   # 4 -> 9, noise -> 9, success against eps

@@ -1,7 +1,11 @@
 """wgan.py: clipping bounds, the critic loss and gradient penalty against their definitions,
-n_critic critic steps per generator step, shapes for every dataset, and a smoke run."""
+n_critic critic steps per generator step, a critic that scores each sample on its own, the
+default recipes, shapes for every dataset, a smoke run; and benchmarks/wgan_figure.py's reading
+of a run's history."""
 import json
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -177,3 +181,40 @@ def test_flags():
                 ["--dropout", "1"], ["--gif-samples", "0"]):
         with pytest.raises(SystemExit):
             wgan.parse_args(bad)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 1000), st.integers(2, 6))
+def test_the_critic_scores_each_sample_on_its_own(seed, batch):
+    """Layer norm, not batch norm: a sample's score does not depend on the rest of its batch,
+    which the per-sample gradient penalty needs; the norm does rescale each layer's output."""
+    torch.manual_seed(seed)
+    critic = wgan.Critic((1, 28, 28)).eval()                 # eval: dropout off
+    images = torch.rand(batch, 1, 28, 28) * 2 - 1
+    alone = torch.cat([critic(images[i:i + 1]) for i in range(batch)])
+    assert torch.allclose(critic(images), alone, atol=1e-6)
+    norm = critic.net[1]
+    first = critic.net[0](images)
+    normalized = norm(first)
+    assert torch.allclose(normalized.flatten(1).mean(1), norm.bias.mean().expand(batch), atol=1e-5)
+
+
+def test_the_default_recipe_of_each_loss():
+    gan, clipped, penalty = (wgan.parse_args(flags) for flags in
+                             (["--loss", "gan"], [], ["--gradient-penalty", "10"]))
+    assert (gan.n_critic, gan.lr) == (1, 2e-4)
+    assert (clipped.n_critic, clipped.lr, clipped.clip) == (2, 2e-4, 0.01)
+    assert (penalty.n_critic, penalty.lr) == (1, 5e-4)
+    assert wgan.parse_args(["--n-critic", "5", "--lr", "5e-5"]).n_critic == 5
+
+
+def test_the_figure_script_reads_the_curve_at_each_evaluation():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import wgan_figure
+    history = {"iteration": [50, 100, 150, 200], "loss_g": [3.0, 1.0, 2.0, 0.5],
+               "eval_iteration": [100, 175, 200], "eval_fid": [90.0, 40.0, 60.0]}
+    # the value logged at or just before each evaluation: 100 -> 1.0, 175 -> 2.0, 200 -> 0.5
+    assert list(wgan_figure.logged_at_evaluations(history, "loss_g")) == [1.0, 2.0, 0.5]
+    assert wgan_figure.lowest_generator_loss_pick(history) == (200, 60.0)
+    assert wgan_figure.rank_correlation([1, 2, 3], [10, 20, 30]) == pytest.approx(1)
+    assert wgan_figure.rank_correlation([1, 2, 3], [30, 20, 10]) == pytest.approx(-1)

@@ -37,7 +37,7 @@ clipping) and 1e-4 (Adam, WGAN-GP), for hundreds of thousands of critic steps. O
 minutes those critic steps eat the time the generator needs. The defaults here: WGAN-GP trains
 its critic once per generator step, as the GAN its discriminator, with Adam at 5e-4 (the GAN:
 2e-4, as in gan.py); the clipped critic, which learns more slowly, twice, with RMSprop at 2e-4
-(with one step, or a larger rate, its estimate of W stays near 0 and measures nothing).
+(with one step at 5e-4 its estimate of W stayed near 0 and measured nothing).
 docs/GUIDE.md shows the runs that chose them.
 
 The networks of the course's exercise, sized for a CPU:
@@ -104,8 +104,7 @@ def parse_args(argv=None):
         parser.error("--gradient-penalty must be positive")
     if args.loss == "gan" and args.gradient_penalty is not None:
         parser.error("--gradient-penalty is for --loss wasserstein")
-    if clipped \
-            and not 0.001 <= args.clip <= 0.1:
+    if clipped and not 0.001 <= args.clip <= 0.1:
         warnings.warn(f"--clip {args.clip} is outside [0.001, 0.1]: expect a critic that cannot "
                       "learn (too small) or trains very slowly (too large)", stacklevel=2)
     if (args.generate is None) != (args.checkpoint is None):

@@ -83,6 +83,8 @@ def parse_args(argv=None):
                         help="WGAN-GP with this weight instead of clipping (the paper: 10)")
     parser.add_argument("--lr", type=float, help="default 2e-4 (RMSprop, clipping), 5e-4 with "
                                                  "--gradient-penalty, 2e-4 with --loss gan (Adam)")
+    parser.add_argument("--critic-lr", type=float, help="the critic's (or D's) own learning rate "
+                        "(default: --lr)")
     parser.add_argument("--dropout", type=float, default=0.2,
                         help="dropout after each convolution of the critic or discriminator")
     common.add_run_arguments(parser, "wgan", sample_every=200, eval_every=1000,
@@ -95,6 +97,8 @@ def parse_args(argv=None):
         args.n_critic = 2 if clipped else 1
     if args.lr is None:   # Adam for the GAN and WGAN-GP, RMSprop for the clipped WGAN
         args.lr = 5e-4 if args.gradient_penalty else 2e-4
+    if args.critic_lr is None:
+        args.critic_lr = args.lr
     common.check_run_arguments(parser, args, positive=("iters", "batch_size", "n_critic"))
     if args.clip <= 0:
         parser.error("--clip must be positive")
@@ -229,16 +233,16 @@ def train_step(generator, critic, opt_g, opt_f, train_images, batch_size, config
 
 def make_optimizers(generator, critic, config):
     """Adam for the GAN (as in gan.py), RMSprop for the clipped WGAN, Adam(0, 0.9) for WGAN-GP."""
-    lr = config["lr"]
+    lr, critic_lr = config["lr"], config.get("critic_lr", config["lr"])
     if config["loss"] == "gan":
         return (torch.optim.Adam(generator.parameters(), lr, (0.5, 0.999), fused=True),
-                torch.optim.Adam(critic.parameters(), lr, (0.5, 0.999), fused=True))
+                torch.optim.Adam(critic.parameters(), critic_lr, (0.5, 0.999), fused=True))
     if config["gradient_penalty"]:
         return (torch.optim.Adam(generator.parameters(), lr, (0.0, 0.9), fused=True),
-                torch.optim.Adam(critic.parameters(), lr, (0.0, 0.9), fused=True))
+                torch.optim.Adam(critic.parameters(), critic_lr, (0.0, 0.9), fused=True))
     # The WGAN paper: RMSprop (momentum-based optimizers made the clipped critic unstable)
     return (torch.optim.RMSprop(generator.parameters(), lr),
-            torch.optim.RMSprop(critic.parameters(), lr))
+            torch.optim.RMSprop(critic.parameters(), critic_lr))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,6 +261,7 @@ def train(args):
     config = {"dataset": args.dataset, "loss": args.loss, "z_dim": args.z_dim,
               "n_critic": args.n_critic, "clip": args.clip, "dropout": args.dropout,
               "gradient_penalty": args.gradient_penalty, "lr": args.lr,
+              "critic_lr": args.critic_lr,
               "image_shape": list(common.DATASETS[args.dataset]["shape"])}
     run = common.TrainingRun(args, "wgan", config)   # with --resume, the checkpoint's config
     config, device = run.config, run.device

@@ -206,6 +206,17 @@ def test_the_default_recipe_of_each_loss():
     assert (clipped.n_critic, clipped.lr, clipped.clip) == (2, 2e-4, 0.01)
     assert (penalty.n_critic, penalty.lr) == (1, 5e-4)
     assert wgan.parse_args(["--n-critic", "5", "--lr", "5e-5"]).n_critic == 5
+    assert clipped.critic_lr == clipped.lr and penalty.critic_lr == penalty.lr
+
+
+@pytest.mark.parametrize("flags", [["--loss", "gan"], [], ["--gradient-penalty", "10"]])
+def test_the_critic_learns_at_its_own_rate(flags):
+    args = wgan.parse_args(flags + ["--lr", "3e-4", "--critic-lr", "7e-5"])
+    config = {"loss": args.loss, "gradient_penalty": args.gradient_penalty, "lr": args.lr,
+              "critic_lr": args.critic_lr}
+    generator, critic = wgan.Generator(100, (1, 28, 28)), wgan.Critic((1, 28, 28))
+    opt_g, opt_f = wgan.make_optimizers(generator, critic, config)
+    assert opt_g.param_groups[0]["lr"] == 3e-4 and opt_f.param_groups[0]["lr"] == 7e-5
 
 
 def test_the_figure_script_reads_the_curve_at_each_evaluation():

@@ -12,6 +12,10 @@ metrics.json and last sample grid).
                       generator loss would pick against best.pt; for the sweep, the share of
                       critic weights at the bound
     --probes DIR...   only a table, from the metrics.json files alone (the recipe probes)
+    --refit RUN       is the clipped critic too weak, or only one step behind? Freezes the run's
+                      last generator and trains a copy of its last critic on its own (the run's
+                      optimizer, learning rate and clip): the estimate it reaches against a
+                      generator that no longer moves, beside the one logged in training
 
     python benchmarks/wgan_figure.py --compare runs/wgan/gan runs/wgan/clip-0.01 runs/wgan/gp \\
         --out docs/wgan_vs_gan.png
@@ -119,6 +123,49 @@ def print_probe_table(runs):
               f"{metrics['class_entropy']:.3f} |")
 
 
+def refit_table(run, steps=1500, every=300, batch_size=64, held_out=2000):
+    """The estimate E[f(x)] - E[f(G(z))] of a copy of the run's critic, trained `steps` more
+    critic steps against its frozen generator, measured every `every` steps (dropout off) on
+    `held_out` real images and samples that it never trains on."""
+    import wgan
+    state = common.load_checkpoint(Path(run) / "checkpoint.pt", "wgan")
+    config = state["config"]
+    common.seed_everything(0)
+    generator, critic = wgan.build_networks(config)
+    generator.load_state_dict(state["generator"])      # the G the critic last faced, not G_ema
+    critic.load_state_dict(state["critic"])
+    generator.eval().requires_grad_(False)
+    _, opt_f = wgan.make_optimizers(generator, critic, config)
+    images, _ = common.load_dataset(config["dataset"], train=True)
+    train_images = common.to_training_tensor(images, "cpu")
+    real_test = train_images[torch.randperm(len(train_images))[:held_out]]
+    fake_test = generator(torch.randn(held_out, config["z_dim"]))
+
+    def estimate():
+        critic.eval()
+        with torch.no_grad():
+            value = (critic(real_test).mean() - critic(fake_test).mean()).item()
+        critic.train()
+        return value
+
+    rows = [[0, f"{estimate():.3g}"]]
+    for step in range(1, steps + 1):
+        real = common.sample_batch(train_images, batch_size)
+        fake = generator(torch.randn(batch_size, config["z_dim"]))
+        scores = critic(torch.cat([real, fake]))
+        loss_f = wgan.critic_loss(scores[:batch_size], scores[batch_size:], config["loss"])
+        opt_f.zero_grad(set_to_none=True)
+        loss_f.backward()
+        opt_f.step()
+        wgan.clip_weights(critic, config["clip"])
+        if step % every == 0:
+            rows.append([step, f"{estimate():.3g}"])
+    logged = json.loads((Path(run) / "metrics.json").read_text())["final_wasserstein"]
+    columns = ["critic steps against the frozen generator",
+               f"estimate (the run logged {logged:.3g} over its last 100 steps)"]
+    return columns, rows
+
+
 def compare_figure(runs, out):
     plt = common.pyplot()
     loaded = [load(run) for run in runs]
@@ -184,24 +231,30 @@ def main():
     parser.add_argument("--compare", nargs="+", help="wgan.py run folders, --loss gan included")
     parser.add_argument("--sweep", nargs="+", help="wgan.py run folders of the clip sweep")
     parser.add_argument("--probes", nargs="+", help="folders holding a metrics.json each")
+    parser.add_argument("--refit", help="a clipped wgan.py run folder")
     parser.add_argument("--out", help="the figure to write")
     parser.add_argument("--json", help="also write the table (docs/runs/wgan/...) for RESULTS.md")
     args = parser.parse_args()
     if args.probes:
         return print_probe_table(args.probes)
-    if bool(args.compare) == bool(args.sweep) or not args.out:
-        parser.error("give --compare or --sweep, with --out")
-    runs = args.compare or args.sweep
-    (compare_figure if args.compare else sweep_figure)(runs, args.out)
-    columns, rows = (compare_table if args.compare else sweep_table)(runs)
-    print("\n".join("| " + " | ".join(row) + " |" for row in [columns, ["---"] * len(columns)]
-                                                              + rows))
-    if args.json:
+    if args.refit:
+        columns, rows = refit_table(args.refit)
+        title = "The clipped critic against a generator that stops"
+    else:
+        if bool(args.compare) == bool(args.sweep) or not args.out:
+            parser.error("give --compare or --sweep, with --out (or --refit, or --probes)")
+        runs = args.compare or args.sweep
+        (compare_figure if args.compare else sweep_figure)(runs, args.out)
+        columns, rows = (compare_table if args.compare else sweep_table)(runs)
         title = ("The same networks, two losses: over training" if args.compare
                  else "The clip sweep")
+        print(f"wrote {args.out}")
+    print("\n".join("| " + " | ".join(map(str, row)) + " |"
+                    for row in [columns, ["---"] * len(columns)] + rows))
+    if args.json:
         common.write_json({"title": title, "columns": columns, "rows": rows,
                            "provenance": common.provenance()}, args.json)
-    print(f"wrote {args.out}")
+    return None
 
 
 if __name__ == "__main__":

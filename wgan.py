@@ -37,8 +37,10 @@ clipping) and 1e-4 (Adam, WGAN-GP), for hundreds of thousands of critic steps. O
 minutes those critic steps eat the time the generator needs. The defaults here: WGAN-GP trains
 its critic once per generator step, as the GAN its discriminator, with Adam at 5e-4 (the GAN:
 2e-4, as in gan.py); the clipped critic, which learns more slowly, twice, with RMSprop at 2e-4
-(with one step at 5e-4 its estimate of W stayed near 0 and measured nothing).
-docs/GUIDE.md shows the runs that chose them.
+(with one step at 5e-4 its estimate of W stayed near 0 and measured nothing). `--critic-lr`
+gives the critic a learning rate of its own (two time scales, Heusel et al. 2017); for the clipped
+WGAN neither a slower critic nor a slower generator did better. docs/GUIDE.md shows the runs that
+chose them.
 
 The networks of the course's exercise, sized for a CPU:
     generator:     dense z -> (64, s, s), then transposed conv -> (32, 2s, 2s), transposed conv
@@ -50,7 +52,8 @@ The networks of the course's exercise, sized for a CPU:
                    norm: the gradient penalty is taken per sample, and batch norm would mix the
                    samples of a batch (WGAN-GP's paper uses layer norm for that reason). It also
                    helps the clipped critic: each layer's output is rescaled to unit size, so
-                   weights clamped to [-c, c] no longer shrink the signal layer after layer.
+                   weights clamped to [-c, c] no longer shrink the signal layer after layer (the
+                   norm has no learned gain, which the clamp would hold below c).
 
     python wgan.py --loss gan --minutes 20           # the DCGAN of the comparison
     python wgan.py --minutes 20                      # clipped WGAN (c = 0.01) on MNIST
@@ -143,14 +146,19 @@ class Critic(nn.Module):
 
     def __init__(self, image_shape, dropout=0.2):
         super().__init__()
-        # GroupNorm with one group is layer norm over (C, H, W) of each sample on its own
+        # GroupNorm with one group is layer norm over (C, H, W) of each sample on its own;
+        # without a learned gain and shift, which clipping would clamp to [-c, c] too, shrinking
+        # every layer's output to size c and letting the next layer's biases drown it
         self.net = nn.Sequential(
-            nn.Conv2d(image_shape[0], 16, 4, stride=2, padding=1), nn.GroupNorm(1, 16),
-            nn.LeakyReLU(0.2), nn.Dropout(dropout),            # (B, 16, H/2, W/2)
-            nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.GroupNorm(1, 32),
-            nn.LeakyReLU(0.2), nn.Dropout(dropout),            # (B, 32, H/4, W/4): 7 or 8
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.GroupNorm(1, 64),
-            nn.LeakyReLU(0.2), nn.Dropout(dropout),            # (B, 64, 4, 4)
+            nn.Conv2d(image_shape[0], 16, 4, stride=2, padding=1),
+            nn.GroupNorm(1, 16, affine=False), nn.LeakyReLU(0.2), nn.Dropout(dropout),
+            # (B, 16, H/2, W/2)
+            nn.Conv2d(16, 32, 4, stride=2, padding=1),
+            nn.GroupNorm(1, 32, affine=False), nn.LeakyReLU(0.2), nn.Dropout(dropout),
+            # (B, 32, H/4, W/4): 7 or 8
+            nn.Conv2d(32, 64, 3, stride=2, padding=1),
+            nn.GroupNorm(1, 64, affine=False), nn.LeakyReLU(0.2), nn.Dropout(dropout),
+            # (B, 64, 4, 4)
             nn.Flatten(), nn.Linear(64 * 4 * 4, 1))            # (B, 1): no sigmoid
 
     def forward(self, images):

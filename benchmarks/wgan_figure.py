@@ -12,7 +12,7 @@ metrics.json and last sample grid).
                       generator loss would pick against best.pt; for the sweep, the share of
                       critic weights at the bound
     --probes DIR...   only a table, from the metrics.json files alone (the recipe probes)
-    --refit RUN       is the clipped critic too weak, or only one step behind? Freezes the run's
+    --refit RUN...    is the clipped critic too weak, or only one step behind? Freezes the run's
                       last generator and trains a copy of its last critic on its own (the run's
                       optimizer, learning rate and clip): the estimate it reaches against a
                       generator that no longer moves, beside the one logged in training
@@ -112,18 +112,21 @@ def critic_weights(state):
 
 
 def print_probe_table(runs):
-    print("| run | optimizer lr | critic steps per G step | dropout | generator steps | FID | "
-          "class entropy |")
-    print("|---|---|---|---|---|---|---|")
+    print("| run | constraint | G's lr | critic's lr | critic steps per G step | dropout | "
+          "generator steps | FID | class entropy | critic's estimate, end |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for run in runs:
         metrics = json.loads((Path(run) / "metrics.json").read_text())
         config = metrics["config"]
-        print(f"| {metrics['variant']} | {config['lr']:g} | {config['n_critic']} | "
+        constraint = (f"penalty {config['gradient_penalty']:g}" if config["gradient_penalty"]
+                      else f"clip {config['clip']:g}")
+        print(f"| {Path(run).name} | {constraint} | {config['lr']:g} | "
+              f"{config.get('critic_lr', config['lr']):g} | {config['n_critic']} | "
               f"{config['dropout']:g} | {metrics['iterations']:,} | {metrics['fid']:.1f} | "
-              f"{metrics['class_entropy']:.3f} |")
+              f"{metrics['class_entropy']:.3f} | {metrics.get('final_wasserstein', 0):.2g} |")
 
 
-def refit_table(run, steps=1500, every=300, batch_size=64, held_out=2000):
+def refit_curve(run, steps=1500, every=300, batch_size=64, held_out=2000):
     """The estimate E[f(x)] - E[f(G(z))] of a copy of the run's critic, trained `steps` more
     critic steps against its frozen generator, measured every `every` steps (dropout off) on
     `held_out` real images and samples that it never trains on."""
@@ -137,8 +140,8 @@ def refit_table(run, steps=1500, every=300, batch_size=64, held_out=2000):
     generator.eval().requires_grad_(False)
     _, opt_f = wgan.make_optimizers(generator, critic, config)
     images, _ = common.load_dataset(config["dataset"], train=True)
-    train_images = common.to_training_tensor(images, "cpu")
-    real_test = train_images[torch.randperm(len(train_images))[:held_out]]
+    shuffled = common.to_training_tensor(images, "cpu")[torch.randperm(len(images))]
+    real_test, train_images = shuffled[:held_out], shuffled[held_out:]
     fake_test = generator(torch.randn(held_out, config["z_dim"]))
 
     def estimate():
@@ -148,7 +151,7 @@ def refit_table(run, steps=1500, every=300, batch_size=64, held_out=2000):
         critic.train()
         return value
 
-    rows = [[0, f"{estimate():.3g}"]]
+    estimates = [estimate()]
     for step in range(1, steps + 1):
         real = common.sample_batch(train_images, batch_size)
         fake = generator(torch.randn(batch_size, config["z_dim"]))
@@ -159,10 +162,21 @@ def refit_table(run, steps=1500, every=300, batch_size=64, held_out=2000):
         opt_f.step()
         wgan.clip_weights(critic, config["clip"])
         if step % every == 0:
-            rows.append([step, f"{estimate():.3g}"])
-    logged = json.loads((Path(run) / "metrics.json").read_text())["final_wasserstein"]
-    columns = ["critic steps against the frozen generator",
-               f"estimate (the run logged {logged:.3g} over its last 100 steps)"]
+            estimates.append(estimate())
+    return config["clip"], estimates
+
+
+def refit_table(runs, every=300):
+    """One column per clipped run: its critic's estimate as it trains on alone, and in the header
+    the estimate that the run logged over its last 100 training steps."""
+    columns, curves = ["critic steps against the frozen generator"], []
+    for run in runs:
+        clip, estimates = refit_curve(run, every=every)
+        logged = json.loads((Path(run) / "metrics.json").read_text())["final_wasserstein"]
+        columns.append(f"clip {clip:g}: estimate (in training: {logged:.3g})")
+        curves.append(estimates)
+    rows = [[step * every] + [f"{curve[step]:.3g}" for curve in curves]
+            for step in range(len(curves[0]))]
     return columns, rows
 
 
@@ -231,7 +245,7 @@ def main():
     parser.add_argument("--compare", nargs="+", help="wgan.py run folders, --loss gan included")
     parser.add_argument("--sweep", nargs="+", help="wgan.py run folders of the clip sweep")
     parser.add_argument("--probes", nargs="+", help="folders holding a metrics.json each")
-    parser.add_argument("--refit", help="a clipped wgan.py run folder")
+    parser.add_argument("--refit", nargs="+", help="clipped wgan.py run folders")
     parser.add_argument("--out", help="the figure to write")
     parser.add_argument("--json", help="also write the table (docs/runs/wgan/...) for RESULTS.md")
     args = parser.parse_args()

@@ -193,10 +193,10 @@ def test_the_critic_scores_each_sample_on_its_own(seed, batch):
     images = torch.rand(batch, 1, 28, 28) * 2 - 1
     alone = torch.cat([critic(images[i:i + 1]) for i in range(batch)])
     assert torch.allclose(critic(images), alone, atol=1e-6)
-    norm = critic.net[1]
-    first = critic.net[0](images)
-    normalized = norm(first)
-    assert torch.allclose(normalized.flatten(1).mean(1), norm.bias.mean().expand(batch), atol=1e-5)
+    normalized = critic.net[1](critic.net[0](images)).flatten(1)    # after the first norm
+    assert torch.allclose(normalized.mean(1), torch.zeros(batch), atol=1e-5)
+    assert torch.allclose(normalized.std(1, correction=0), torch.ones(batch), atol=1e-3)
+    assert not list(critic.net[1].parameters())      # no gain or shift for the clamp to shrink
 
 
 def test_the_default_recipe_of_each_loss():

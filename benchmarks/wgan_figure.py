@@ -166,17 +166,17 @@ def refit_curve(run, steps=1500, every=300, batch_size=64, held_out=2000):
     return config["clip"], estimates
 
 
-def refit_table(runs, every=300):
+def refit_table(runs, steps=1500, every=300, batch_size=64, held_out=2000):
     """One column per clipped run: its critic's estimate as it trains on alone, and in the header
     the estimate that the run logged over its last 100 training steps."""
     columns, curves = ["critic steps against the frozen generator"], []
     for run in runs:
-        clip, estimates = refit_curve(run, every=every)
+        clip, estimates = refit_curve(run, steps, every, batch_size, held_out)
         logged = json.loads((Path(run) / "metrics.json").read_text())["final_wasserstein"]
         columns.append(f"clip {clip:g}: estimate (in training: {logged:.3g})")
         curves.append(estimates)
-    rows = [[step * every] + [f"{curve[step]:.3g}" for curve in curves]
-            for step in range(len(curves[0]))]
+    rows = [[index * every] + [f"{curve[index]:.3g}" for curve in curves]
+            for index in range(len(curves[0]))]
     return columns, rows
 
 

@@ -83,7 +83,12 @@ wgan_run() {   # wgan_run NAME MINUTES EVAL_EVERY FLAGS...
 }
 
 part_wgan-gan() { wgan_run gan-20min 20 1000 --loss gan; }
-part_wgan-clip() { wgan_run clip-0.01-20min 20 1000; }
+part_wgan-clip() {
+    wgan_run clip-0.01-20min 20 1000
+    # the critic trained on alone against the run's last generator: too weak, or one step behind?
+    python benchmarks/wgan_figure.py --refit runs/wgan/clip-0.01-20min \
+        --json docs/runs/wgan/critic_refit.json
+}
 part_wgan-gp() {
     wgan_run gp-20min 20 1000 --gradient-penalty 10
     if [ -f runs/wgan/gan-20min/checkpoint.pt ] && [ -f runs/wgan/clip-0.01-20min/checkpoint.pt ]; then

@@ -229,3 +229,21 @@ def test_the_figure_script_reads_the_curve_at_each_evaluation():
     assert wgan_figure.lowest_generator_loss_pick(history) == (200, 60.0)
     assert wgan_figure.rank_correlation([1, 2, 3], [10, 20, 30]) == pytest.approx(1)
     assert wgan_figure.rank_correlation([1, 2, 3], [30, 20, 10]) == pytest.approx(-1)
+
+
+def test_the_refit_trains_a_copy_of_the_critic_against_a_frozen_generator(
+        tiny_data, tiny_classifier, tmp_path, monkeypatch):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import wgan_figure
+    out = tmp_path / "run"
+    wgan.main(["--data-dir", str(tiny_data), "--batch-size", "4", "--iters", "3",
+               "--eval-samples", "8", "--classifier", str(tiny_classifier), "--out", str(out)])
+    monkeypatch.setenv("DATA_DIR", str(tiny_data))
+    before = (out / "checkpoint.pt").read_bytes()
+    clip, estimates = wgan_figure.refit_curve(out, steps=4, every=2, batch_size=4, held_out=8)
+    assert clip == 0.01 and len(estimates) == 3 and all(map(math.isfinite, estimates))
+    assert estimates[1] != estimates[0]                        # the copy did learn
+    assert (out / "checkpoint.pt").read_bytes() == before      # the run itself is not touched
+    columns, rows = wgan_figure.refit_table([out], steps=4, every=2, batch_size=4, held_out=8)
+    assert [row[0] for row in rows] == [0, 2, 4] and "clip 0.01" in columns[1]
+    assert rows[0][1] == f"{estimates[0]:.3g}"                 # seeded: the same refit again

@@ -205,26 +205,34 @@ def clip_weights(critic, clip):
             parameter.clamp_(-clip, clip)
 
 
+def critic_step(critic, opt_f, real, fake, config):
+    """One step of the critic (or D) on a real and a generated batch, then, for the clipped
+    WGAN, the clamp. Returns its loss and the scores of both batches."""
+    penalty = config["gradient_penalty"]
+    scores = critic(torch.cat([real, fake]))                   # one pass for both: (2B,)
+    real_scores, fake_scores = scores[:len(real)], scores[len(real):]
+    loss_f = critic_loss(real_scores, fake_scores, config["loss"])
+    if penalty:
+        # WGAN-GP: L_f + LAMBDA * E[(||grad f(x_hat)|| - 1)^2]
+        loss_f = loss_f + penalty * gradient_penalty(critic, real, fake)
+    opt_f.zero_grad(set_to_none=True)
+    loss_f.backward()
+    opt_f.step()
+    if config["loss"] == "wasserstein" and not penalty:
+        clip_weights(critic, config["clip"])
+    return loss_f.detach(), real_scores.detach(), fake_scores.detach()
+
+
 def train_step(generator, critic, opt_g, opt_f, train_images, batch_size, config):
     """config["n_critic"] critic steps (each on a fresh real batch and fresh z), then one
     generator step. Returns the numbers to log: for the WGAN the critic's estimate
     E[f(x)] - E[f(G(z))] of its last step, for the GAN the discriminator's loss; and G's loss."""
-    loss, penalty, z_dim = config["loss"], config["gradient_penalty"], config["z_dim"]
+    loss, z_dim = config["loss"], config["z_dim"]
     for _ in range(config["n_critic"]):
         real = common.sample_batch(train_images, batch_size)       # (B, C, H, W)
         with torch.no_grad():
             fake = generator(torch.randn(len(real), z_dim, device=real.device))
-        scores = critic(torch.cat([real, fake]))               # one pass for both: (2B,)
-        real_scores, fake_scores = scores[:len(real)], scores[len(real):]
-        loss_f = critic_loss(real_scores, fake_scores, loss)
-        if penalty:
-            # WGAN-GP: L_f + LAMBDA * E[(||grad f(x_hat)|| - 1)^2]
-            loss_f = loss_f + penalty * gradient_penalty(critic, real, fake)
-        opt_f.zero_grad(set_to_none=True)
-        loss_f.backward()
-        opt_f.step()
-        if loss == "wasserstein" and not penalty:
-            clip_weights(critic, config["clip"])
+        loss_f, real_scores, fake_scores = critic_step(critic, opt_f, real, fake, config)
 
     critic.requires_grad_(False)                               # only G learns in this step
     fake_scores_g = critic(generator(torch.randn(len(real), z_dim, device=real.device)))
@@ -234,9 +242,8 @@ def train_step(generator, critic, opt_g, opt_f, train_images, batch_size, config
     opt_g.step()
     critic.requires_grad_(True)
     if loss == "gan":
-        return {"loss_d": loss_f.detach(), "loss_g": loss_g.detach()}
-    return {"wasserstein": (real_scores.mean() - fake_scores.mean()).detach(),
-            "loss_g": loss_g.detach()}
+        return {"loss_d": loss_f, "loss_g": loss_g.detach()}
+    return {"wasserstein": real_scores.mean() - fake_scores.mean(), "loss_g": loss_g.detach()}
 
 
 def make_optimizers(generator, critic, config):

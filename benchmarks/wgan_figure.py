@@ -155,12 +155,7 @@ def refit_curve(run, steps=1500, every=300, batch_size=64, held_out=2000):
     for step in range(1, steps + 1):
         real = common.sample_batch(train_images, batch_size)
         fake = generator(torch.randn(batch_size, config["z_dim"]))
-        scores = critic(torch.cat([real, fake]))
-        loss_f = wgan.critic_loss(scores[:batch_size], scores[batch_size:], config["loss"])
-        opt_f.zero_grad(set_to_none=True)
-        loss_f.backward()
-        opt_f.step()
-        wgan.clip_weights(critic, config["clip"])
+        wgan.critic_step(critic, opt_f, real, fake, config)
         if step % every == 0:
             estimates.append(estimate())
     return config["clip"], estimates

@@ -52,6 +52,9 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate, both nets")
     parser.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
+    parser.add_argument("--d-dropout", type=float, default=None,
+                        help="dropout rate in the MLP discriminator's hidden layers (default 0.3, "
+                             "as in gan.py: without it D memorizes the training images)")
     common.add_run_arguments(parser, "cgan", sample_every=1000, eval_every=5000,
                              checkpoint_every=5000, gif_samples=100)
     parser.add_argument("--digit", type=int, metavar="D",
@@ -60,6 +63,12 @@ def parse_args(argv=None):
     parser.add_argument("--class-name", help="generate only this class, by name (Fashion-MNIST)")
     args = parser.parse_args(argv)
     common.check_run_arguments(parser, args, positive=("z_dim", "iters", "batch_size"))
+    if args.d_dropout is None:
+        args.d_dropout = 0.3 if args.arch == "mlp" else 0.0
+    elif args.arch != "mlp" and args.d_dropout:
+        parser.error("--d-dropout is for the MLP discriminator (--arch mlp)")
+    elif not 0 <= args.d_dropout < 1:
+        parser.error("--d-dropout must be in [0, 1)")
     if args.gif_samples % CLASSES:
         parser.error(f"--gif-samples {args.gif_samples}: one class per column needs a multiple "
                      f"of {CLASSES}")
@@ -103,13 +112,14 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    def __init__(self, image_shape):
+    def __init__(self, image_shape, dropout=0.0):
         super().__init__()
         pixels = image_shape[0] * image_shape[1] * image_shape[2]
         self.label_embedding = nn.Embedding(CLASSES, 10)
+        # gan.py's D with the label appended, dropout included: it keeps D from memorizing
         self.net = nn.Sequential(
-            nn.Linear(pixels + 10, 512), nn.LeakyReLU(0.2),
-            nn.Linear(512, 256), nn.LeakyReLU(0.2),
+            nn.Linear(pixels + 10, 512), nn.LeakyReLU(0.2), nn.Dropout(dropout),
+            nn.Linear(512, 256), nn.LeakyReLU(0.2), nn.Dropout(dropout),
             nn.Linear(256, 1))
 
     def forward(self, images, labels):                         # (B, C, H, W), (B,)
@@ -162,7 +172,8 @@ class ProjectionDiscriminator(nn.Module):
 def build_networks(config):
     shape = config["image_shape"]
     if config["arch"] == "mlp":
-        return MLPGenerator(config["z_dim"], shape), MLPDiscriminator(shape)
+        return (MLPGenerator(config["z_dim"], shape),
+                MLPDiscriminator(shape, config["d_dropout"]))
     return ConvGenerator(config["z_dim"], shape), ProjectionDiscriminator(shape)
 
 
@@ -202,6 +213,7 @@ def draw_samples(generator, labels, z_dim, chunk=1000):
 
 def train(args):
     config = {"arch": args.arch, "dataset": args.dataset, "z_dim": args.z_dim,
+              "d_dropout": args.d_dropout,
               "image_shape": list(common.DATASETS[args.dataset]["shape"])}
     run = common.TrainingRun(args, "cgan", config)   # with --resume, the checkpoint's config
     config, device = run.config, run.device
@@ -220,11 +232,16 @@ def train(args):
                         fixed_z.repeat_interleave(CLASSES, 0))
     grid_labels = torch.arange(CLASSES, device=device).repeat(len(fixed_z) // CLASSES)
 
+    def snapshot():         # G_ema(z | y); the conv generator's batch norms get its own statistics
+        common.standing_statistics(ema_generator, config["z_dim"], CLASSES)
+        return ema_generator(fixed_z, grid_labels)
+
     def draw(count):        # the samples that are measured: labels spread evenly over classes
+        common.standing_statistics(ema_generator, config["z_dim"], CLASSES)
         wanted = common.class_labels(count, None, device)
         return draw_samples(ema_generator, wanted, config["z_dim"]), wanted
 
-    for iteration in run.iterations(lambda: ema_generator(fixed_z, grid_labels), draw=draw,
+    for iteration in run.iterations(snapshot, draw=draw,
                                     panels=[["loss_d", "loss_g"], ["d_real", "d_fake"]],
                                     ncol=CLASSES):
         real, real_labels = common.sample_batch(train_images, args.batch_size, train_labels)
@@ -247,7 +264,7 @@ def train(args):
 def generate(args):
     """From a checkpoint: N samples with labels spread over the classes (or all of one class)
     to FILE.npz, or with --digit / --class-name alone a 10x10 grid of that class to a PNG."""
-    state = common.load_checkpoint(args.checkpoint, "cgan")
+    state = common.load_checkpoint(args.checkpoint, "cgan", config_keys=["d_dropout"])
     names = common.DATASETS[state["config"]["dataset"]]["classes"]
     wanted_class = args.digit
     if args.class_name is not None:
@@ -260,7 +277,7 @@ def generate(args):
     common.seed_everything(args.seed)
     generator, _ = build_networks(state["config"])
     common.load_weights(generator, state["ema_generator"], args.checkpoint)
-    generator.to(device)
+    common.standing_statistics(generator.to(device), state["config"]["z_dim"], CLASSES)
     labels = common.class_labels(args.generate or 100, wanted_class, device)
     images = draw_samples(generator, labels, state["config"]["z_dim"])
     common.save_class_samples(images, labels, args, wanted_class,

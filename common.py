@@ -7,7 +7,7 @@ way. It imports no script.
     errors       UserError, exit_on_user_error (one line, no traceback)
     data         load_dataset, to_training_tensor, sample_batch, file_digest
     run          argument_parser, add_run_arguments, check_run_arguments, pick_device,
-                 seed_everything, ema_update, Progress, TrainingRun (the loop's plumbing),
+                 seed_everything, ema_update, standing_statistics, Progress, TrainingRun (the loop's plumbing),
                  draw_samples, class_labels, save_samples, save_class_samples
     figures      atomic_path, make_run_dir, image_grid, save_grid, save_labeled_grid, save_gif,
                  save_curves, pyplot, save_figure, write_json (every file whole or not at all),
@@ -368,12 +368,40 @@ def seed_everything(seed):
 
 @torch.no_grad()
 def ema_update(ema_model, model, decay):
-    """theta_ema <- decay * theta_ema + (1 - decay) * theta; buffers (batch-norm statistics) are
-    copied. decay 0 makes the EMA model a plain copy."""
+    """theta_ema <- decay * theta_ema + (1 - decay) * theta, for the weights only. Batch-norm
+    statistics are not copied: the live generator's describe the live weights, not the averaged
+    ones; standing_statistics() measures the averaged weights' own."""
     for ema_param, param in zip(ema_model.parameters(), model.parameters()):
         ema_param.lerp_(param, 1.0 - decay)
-    for ema_buffer, buffer in zip(ema_model.buffers(), model.buffers()):
-        ema_buffer.copy_(buffer)
+
+
+@torch.no_grad()
+def standing_statistics(generator, z_dim, classes=None, batches=10, batch_size=500):
+    """Give a generator's batch norms the statistics of its own weights ("standing statistics",
+    Brock et al. 2019, BigGAN): the plain average of the batch means and variances over `batches`
+    batches of z ~ N(0, I) (labels 0, 1, 2, ... if `classes`), then eval mode. Recomputed, not
+    averaged along with the weights: averaged statistics would still be the live weights'. Its z
+    comes from a random stream of its own, seeded, so it draws nothing from the training's. A
+    generator without batch norm is left as it is."""
+    norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    device = next(generator.parameters()).device
+    stream = torch.Generator().manual_seed(0)
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None          # None: a cumulative average over the batches, not an EMA
+    generator.train()
+    for _ in range(batches):
+        z = torch.randn(batch_size, z_dim, generator=stream).to(device)
+        if classes is None:
+            generator(z)
+        else:
+            generator(z, torch.arange(batch_size, device=device) % classes)
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+    generator.eval()
 
 
 def decay_learning_rate(optimizers, lr, iteration, iterations):
@@ -442,7 +470,7 @@ class TrainingRun:
         self.provenance = provenance(self.device)   # the code as it was when the run started
         self.state = None
         if args.resume:   # the checkpoint's own config wins over the flags
-            self.state = load_checkpoint(args.resume, model)
+            self.state = load_checkpoint(args.resume, model, config_keys=config)
             config = self.state["config"]
             args.out = args.out or str(Path(args.resume).parent)
         self.config = config
@@ -821,8 +849,9 @@ def save_checkpoint(state, path):
         torch.save({**state, "format": CHECKPOINT_FORMAT}, temporary)
 
 
-def load_checkpoint(path, model):
-    """Load a checkpoint written by the script called `model`; anything else is a UserError."""
+def load_checkpoint(path, model, config_keys=()):
+    """Load a checkpoint written by the script called `model`, whose config has `config_keys`;
+    anything else is a UserError."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
@@ -834,7 +863,7 @@ def load_checkpoint(path, model):
         raise UserError(f"{path}: not a checkpoint of this project")
     if state["model"] != model:
         raise UserError(f"{path} is a checkpoint of {state['model']}.py, not {model}.py")
-    if state.get("format") != CHECKPOINT_FORMAT:
+    if state.get("format") != CHECKPOINT_FORMAT or set(config_keys) - set(state["config"]):
         raise UserError(f"{path} was written by an older version of {model}.py: train it again")
     return state
 

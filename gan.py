@@ -236,13 +236,18 @@ def train(args):
     fixed_z = run.track({"generator": generator, "discriminator": discriminator,
                          "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_d": opt_d}, fixed_z)
 
+    def snapshot():         # G_ema(fixed z); a DCGAN's batch norms get its own statistics
+        common.standing_statistics(ema_generator, config["z_dim"])
+        return ema_generator(fixed_z)
+
     def draw(count):        # the samples that are measured: G_ema(z), no labels
+        common.standing_statistics(ema_generator, config["z_dim"])
         return common.draw_samples(ema_generator, count, config["z_dim"], device), None
 
     def gap():              # does D judge digits, or remember the training images?
         return {"d_overfitting_gap": overfitting_gap(discriminator, train_images, test_images)}
 
-    for iteration in run.iterations(lambda: ema_generator(fixed_z), draw=draw, also_measure=gap,
+    for iteration in run.iterations(snapshot, draw=draw, also_measure=gap,
                                     panels=[["loss_d", "loss_g"], ["d_real", "d_fake"]]):
         real = common.sample_batch(train_images, args.batch_size)        # (B, C, H, W)
         z = torch.randn(args.batch_size, config["z_dim"], device=device)
@@ -264,7 +269,8 @@ def generate(args):
     common.seed_everything(args.seed)
     generator, _ = build_networks(state["config"])
     common.load_weights(generator, state["ema_generator"], args.checkpoint)
-    images = common.draw_samples(generator.to(device), args.generate, state["config"]["z_dim"],
+    common.standing_statistics(generator.to(device), state["config"]["z_dim"])
+    images = common.draw_samples(generator, args.generate, state["config"]["z_dim"],
                                  device)
     common.save_samples(images, args.out)
     print(f"wrote {args.generate} samples to {args.out} and a grid to "

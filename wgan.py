@@ -289,11 +289,16 @@ def train(args):
     fixed_z = run.track({"generator": generator, "critic": critic,
                          "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_f": opt_f}, fixed_z)
 
+    def snapshot():         # G_ema(fixed z), with the batch-norm statistics of its own weights
+        common.standing_statistics(ema_generator, config["z_dim"])
+        return ema_generator(fixed_z)
+
     def draw(count):        # the samples that are measured: G_ema(z), no labels
+        common.standing_statistics(ema_generator, config["z_dim"])
         return common.draw_samples(ema_generator, count, config["z_dim"], device), None
 
     panels = [["loss_d"], ["loss_g"]] if config["loss"] == "gan" else [["wasserstein"], ["loss_g"]]
-    for _ in run.iterations(lambda: ema_generator(fixed_z), panels, draw=draw, log_every=50):
+    for _ in run.iterations(snapshot, panels, draw=draw, log_every=50):
         numbers = train_step(generator, critic, opt_g, opt_f, train_images, args.batch_size,
                              config)
         common.ema_update(ema_generator, generator, args.ema)
@@ -307,7 +312,8 @@ def generate(args):
     common.seed_everything(args.seed)
     generator, _ = build_networks(state["config"])
     common.load_weights(generator, state["ema_generator"], args.checkpoint)
-    images = common.draw_samples(generator.to(device), args.generate, state["config"]["z_dim"],
+    common.standing_statistics(generator.to(device), state["config"]["z_dim"])
+    images = common.draw_samples(generator, args.generate, state["config"]["z_dim"],
                                  device)
     common.save_samples(images, args.out)
     print(f"wrote {args.generate} samples to {args.out}")

@@ -8,12 +8,13 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import cgan
+import gan
 import common
 
 
 def networks(arch, seed=0):
     torch.manual_seed(seed)
-    generator, discriminator = cgan.build_networks({"arch": arch, "z_dim": 8,
+    generator, discriminator = cgan.build_networks({"arch": arch, "z_dim": 8, "d_dropout": 0.3,
                                                     "image_shape": [1, 28, 28]})
     return generator.eval(), discriminator.eval()
 
@@ -104,3 +105,25 @@ def test_checkpoint_of_another_model(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cgan.main(["--checkpoint", str(tmp_path / "g.pt"), "--digit", "2"])
     assert "checkpoint of gan.py, not cgan.py" in capsys.readouterr().err
+
+
+def test_the_mlp_discriminator_has_gan_py_s_dropout_by_default():
+    # in train mode two passes of one batch differ (a fresh dropout mask each), in eval mode not
+    args = cgan.parse_args([])
+    assert args.d_dropout == gan.parse_args([]).d_dropout > 0
+    _, discriminator = cgan.build_networks({"arch": "mlp", "z_dim": 8, "d_dropout": args.d_dropout,
+                                            "image_shape": [1, 28, 28]})
+    images, labels = torch.rand(16, 1, 28, 28), torch.arange(16) % 10
+    assert not torch.equal(discriminator.train()(images, labels), discriminator(images, labels))
+    assert torch.equal(discriminator.eval()(images, labels), discriminator(images, labels))
+    with pytest.raises(SystemExit):
+        cgan.parse_args(["--arch", "conv", "--d-dropout", "0.3"])
+
+
+def test_a_checkpoint_without_the_discriminator_s_dropout_is_one_line(tmp_path, capsys):
+    path = tmp_path / "old.pt"
+    common.save_checkpoint({"model": "cgan", "config": {"arch": "mlp", "z_dim": 8,
+                                                        "image_shape": [1, 28, 28]}}, path)
+    with pytest.raises(SystemExit):
+        cgan.main(["--checkpoint", str(path), "--digit", "3", "--out", str(tmp_path / "x.png")])
+    assert "older version" in capsys.readouterr().err

@@ -247,3 +247,37 @@ def test_the_refit_trains_a_copy_of_the_critic_against_a_frozen_generator(
     columns, rows = wgan_figure.refit_table([out], steps=4, every=2, batch_size=4, held_out=8)
     assert [row[0] for row in rows] == [0, 2, 4] and "clip 0.01" in columns[1]
     assert rows[0][1] == f"{estimates[0]:.3g}"                 # seeded: the same refit again
+
+
+def test_the_averaged_generator_samples_with_the_statistics_of_its_own_weights():
+    torch.manual_seed(0)
+    live = wgan.Generator(50, [1, 28, 28])
+    averaged = wgan.Generator(50, [1, 28, 28])           # other weights than the live ones
+    live.train()(torch.randn(64, 50))                      # the live generator's own statistics
+    common.ema_update(averaged, live, 0.5)                 # weights averaged, statistics not copied
+    rng_before = torch.get_rng_state()
+    common.standing_statistics(averaged, 50)
+    assert torch.equal(torch.get_rng_state(), rng_before)  # the training's random stream untouched
+    assert not averaged.training
+    first_norm, live_norm = averaged.dense[1], live.dense[1]
+    assert not torch.allclose(first_norm.running_mean, live_norm.running_mean, atol=1e-3)
+    # they are the batch means and variances of its first layer's output, averaged over the same
+    # 10 batches of 500 z
+    stream = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        hidden = torch.stack([averaged.dense[0](torch.randn(500, 50, generator=stream))
+                              for _ in range(10)])             # (10, 500, features)
+    assert torch.allclose(first_norm.running_mean, hidden.mean(1).mean(0), atol=1e-5)
+    assert torch.allclose(first_norm.running_var, hidden.var(1).mean(0), rtol=1e-4)
+    # and the same weights always get the same statistics
+    kept = first_norm.running_var.clone()
+    common.standing_statistics(averaged, 50)
+    assert torch.equal(first_norm.running_var, kept)
+
+
+def test_without_dropout_the_penalty_and_the_loss_see_the_same_critic():
+    images = torch.rand(8, 1, 28, 28)
+    for dropout, same in ((0.0, True), (0.2, False)):
+        _, critic = wgan.build_networks({**config(penalty=10.0), "dropout": dropout})
+        critic.train()                                     # as in a critic step
+        assert torch.equal(critic(images), critic(images)) is same

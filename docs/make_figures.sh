@@ -7,8 +7,9 @@
 #     bash docs/make_figures.sh                 # every part, in order
 #     bash docs/make_figures.sh diffusion latent  # some parts (a lecturer's rerun before a class)
 #
-# Parts: gan-minimax gan-logistic gan-no-dropout dcgan cgan wgan-gan wgan-clip wgan-gp wgan-sweep
-# adversarial diffusion latent compare measures speed inspect. Each takes at most 40 minutes on 2 CPU
+# Parts: gan-minimax gan-logistic gan-no-dropout dcgan cgan cgan-conv wgan-gan wgan-clip
+# wgan-gp-dropout wgan-gp wgan-sweep ema-bn adversarial diffusion latent compare measures speed
+# inspect. Each takes at most 40 minutes on 2 CPU
 # cores; "compare" and "inspect" use the checkpoints of the parts before them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,9 +63,11 @@ part_gan-no-dropout() {   # without dropout D memorizes the training set and FID
 }
 
 part_dcgan() {   # the DCGAN of gan.py on MNIST (Fashion-MNIST and CIFAR-10: the same command)
-    python gan.py --arch dcgan --minutes 10 --out runs/gan/dcgan-10min
+    python gan.py --arch dcgan --minutes 10 --gif-samples 49 --out runs/gan/dcgan-10min
     keep gan dcgan-10min
     cp "$(ls runs/gan/dcgan-10min/samples_*.png | tail -1)" docs/gan_dcgan_10min.png
+    cp runs/gan/dcgan-10min/progress.gif docs/gan_dcgan_progress.gif   # 49 fixed z over training
+    cp runs/gan/dcgan-10min/curves.png docs/gan_dcgan_curves.png
 }
 
 part_cgan() {
@@ -72,6 +75,12 @@ part_cgan() {
     keep cgan mlp-30k
     cp runs/cgan/mlp-30k/classes.png docs/cgan_classes.png
     python cgan.py --checkpoint runs/cgan/mlp-30k/checkpoint.pt --digit 3 --out docs/cgan_digit_3.png
+}
+
+part_cgan-conv() {   # the conditional DCGAN (projection discriminator): 100 fixed samples, a class a column
+    python cgan.py --arch conv --minutes 5 --iters 10000000 --out runs/cgan/conv-5min
+    keep cgan conv-5min
+    cp runs/cgan/conv-5min/progress.gif docs/cgan_conv_progress.gif
 }
 
 wgan_run() {   # wgan_run NAME MINUTES EVAL_EVERY FLAGS...
@@ -85,12 +94,18 @@ wgan_run() {   # wgan_run NAME MINUTES EVAL_EVERY FLAGS...
 part_wgan-gan() { wgan_run gan-20min 20 1000 --loss gan; }
 part_wgan-clip() {
     wgan_run clip-0.01-20min 20 1000
+    cp runs/wgan/clip-0.01-20min/curves.png docs/wgan_clip_curves.png
     # the critic trained on alone against the run's last generator: too weak, or one step behind?
     python benchmarks/wgan_figure.py --refit runs/wgan/clip-0.01-20min \
         --json docs/runs/wgan/critic_refit.json
 }
+part_wgan-gp-dropout() {   # the penalty with dropout in the critic: a random sub-network each pass
+    wgan_run gp-dropout-20min 20 1000 --gradient-penalty 10 --dropout 0.2
+}
+
 part_wgan-gp() {
-    wgan_run gp-20min 20 1000 --gradient-penalty 10
+    wgan_run gp-20min 20 1000 --gradient-penalty 10 --dropout 0
+    cp runs/wgan/gp-20min/curves.png docs/wgan_gp_curves.png
     if [ -f runs/wgan/gan-20min/checkpoint.pt ] && [ -f runs/wgan/clip-0.01-20min/checkpoint.pt ]; then
         python benchmarks/wgan_figure.py --compare runs/wgan/gan-20min runs/wgan/clip-0.01-20min \
             runs/wgan/gp-20min --out docs/wgan_vs_gan.png --json docs/runs/wgan/over_training.json
@@ -140,6 +155,12 @@ part_compare() {   # pixel diffusion, latent diffusion and the CGAN on the same 
         --json docs/runs/diffusion/comparison.json
 }
 
+part_ema-bn() {   # the averaged generators' batch norm: the live generator's statistics or their own
+    python benchmarks/ema_batch_norm.py runs/gan/dcgan-10min runs/cgan/conv-5min \
+        runs/wgan/gan-20min runs/wgan/clip-0.01-20min runs/wgan/gp-20min runs/wgan/gp-dropout-20min \
+        --json docs/runs/measures/ema_batch_norm.json
+}
+
 part_measures() {   # what FID, entropy and Parzen say about real data, noise and one image
     python benchmarks/calibrate_metrics.py --parzen --json docs/runs/measures/calibration.json
 }
@@ -161,8 +182,8 @@ part_inspect() {   # the limits section: what the samples of each model get wron
     done
 }
 
-all=(gan-minimax gan-logistic gan-no-dropout dcgan cgan wgan-gan wgan-clip wgan-gp wgan-sweep
-     adversarial diffusion latent compare measures speed inspect)
+all=(gan-minimax gan-logistic gan-no-dropout dcgan cgan cgan-conv wgan-gan wgan-clip wgan-gp-dropout
+     wgan-gp wgan-sweep ema-bn adversarial diffusion latent compare measures speed inspect)
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=("${all[@]}")
 for part in "${parts[@]}"; do

@@ -1,19 +1,22 @@
 """Adversarial examples: fool a well-trained MNIST classifier (Goodfellow, Shlens and Szegedy,
-"Explaining and Harnessing Adversarial Examples", ICLR 2015; Madry et al. 2018 for the iterated,
-projected attack).
+"Explaining and Harnessing Adversarial Examples", ICLR 2015; the iterated attack is the basic
+iterative method of Kurakin, Goodfellow and Bengio, "Adversarial Examples in the Physical World",
+2017, which Madry et al. 2018 call projected gradient descent once it starts at a random point).
 
 A classifier f maps an image x (pixels in [0, 1]) to logits; training made the cross-entropy
 CE(f(x), y) small for the training images by following its gradient with respect to the weights.
 The same gradient can be taken with respect to the input instead: grad_x CE(f(x), t) says how to
 change each pixel to make the network read class t. That is all an adversarial example is.
 
-Targeted attack (here 4 -> 9), projected gradient descent with sign steps:
+Targeted attack (here 4 -> 9), the basic iterative method (BIM): sign steps, each projected back
+into the L-infinity ball of radius eps around the image and into [0, 1]:
 
-    x_0 = x
+    x_0 = x            (--random-start: x_0 = x + U[-eps, eps]^784, Madry et al.'s PGD)
     x_{k+1} = clip_[0,1]( clip_[x - eps, x + eps]( x_k - step * sign(grad_x CE(f(x_k), t)) ) )
 
-stopping for each image as soon as argmax f(x_k) = t. The L-infinity ball keeps every pixel within
-eps of the original, so the change stays small; sign() spends the whole step budget on every pixel.
+stopping for each image as soon as argmax f(x_k) = t, and, as a second run under the rule of the
+noise experiment below, once p(t | x_k) >= --confidence. The ball keeps every pixel within eps of
+the original, so the change stays small; sign() spends the whole step budget on every pixel.
 FGSM is the single step x' = clip(x - eps * sign(grad)): cheaper, and much weaker, because one
 linear step from x is a poor guide once the network bends.
 
@@ -52,16 +55,21 @@ def parse_args(argv=None):
     parser = common.argument_parser(__doc__, __file__)
     parser.add_argument("--source", type=int, default=4, help="digit to attack")
     parser.add_argument("--target", type=int, default=9, help="digit the classifier should read")
-    parser.add_argument("--eps", type=float, default=0.2, help="L-infinity radius, pixels in [0,1]")
+    parser.add_argument("--eps", type=float, default=0.2,
+                        help="L-infinity radius, in (0, 1]: pixels are in [0, 1]")
+    parser.add_argument("--random-start", action="store_true",
+                        help="start each attack at a random point of the eps ball (PGD, Madry et "
+                             "al. 2018) instead of at the image (BIM)")
     parser.add_argument("--step", type=float, default=0.01, help="sign step size")
     parser.add_argument("--steps", type=int, default=100, help="most iterations per image")
     parser.add_argument("--noise", choices=["uniform", "gaussian"], default="uniform",
                         help="starting images of the noise -> target experiment")
     parser.add_argument("--noise-images", type=int, default=16)
     parser.add_argument("--confidence", type=float, default=0.99,
-                        help="target probability at which a noise image counts as converted")
-    parser.add_argument("--sweep-images", type=int, default=300,
-                        help="source images used for the success-rate-vs-eps curve")
+                        help="target probability at which an image counts as converted (the "
+                             "noise images, and the second attack on the source digits)")
+    parser.add_argument("--sweep-images", type=int,
+                        help="source images used for the success-rate-vs-eps curve (default: all)")
     parser.add_argument("--classifier", help="the classifier to attack (default: the committed "
                                              "one, weights/mnist_classifier.pt)")
     parser.add_argument("--retrain", action="store_true",
@@ -77,9 +85,11 @@ def parse_args(argv=None):
             parser.error(f"--{name} {getattr(args, name)}: a digit must be in 0-9")
     if args.source == args.target:
         parser.error(f"--source and --target are both {args.source}: pick two different digits")
-    if args.eps < 0 or args.step <= 0 or args.steps < 1:
-        parser.error("need --eps >= 0, --step > 0 and --steps >= 1")
-    if args.epochs < 1 or args.noise_images < 1 or args.sweep_images < 1:
+    if not 0 < args.eps <= 1:
+        parser.error(f"--eps {args.eps}: the radius must be in (0, 1], pixels are in [0, 1]")
+    if args.step <= 0 or args.steps < 1:
+        parser.error("need --step > 0 and --steps >= 1")
+    if args.epochs < 1 or args.noise_images < 1 or (args.sweep_images or 1) < 1:
         parser.error("--epochs, --noise-images and --sweep-images must be at least 1")
     if args.retrain and args.classifier:
         parser.error("--retrain trains a new classifier: give --retrain or --classifier, not both")
@@ -160,12 +170,15 @@ def fgsm(classifier, images, target, eps):
     return (images - eps * input_gradient(classifier, images, target).sign()).clamp(0, 1)
 
 
-def targeted_pgd(classifier, images, target, eps, step, steps, confidence=None):
-    """Iterated sign steps toward the target, projected into the eps ball and [0, 1]; each image
-    stops as soon as it is read as the target (or, with `confidence`, once p(target) reaches it).
-    eps=None means no ball (the noise experiment). Returns the adversarial images and the number
-    of steps each one took."""
+def targeted_attack(classifier, images, target, eps, step, steps, confidence=None,
+                    random_start=False):
+    """Iterated sign steps toward the target, projected into the eps ball and [0, 1] (BIM; with
+    random_start, PGD); each image stops as soon as it is read as the target (or, with
+    `confidence`, once p(target) reaches it). eps=None means no ball (the noise experiment).
+    Returns the adversarial images and the number of steps each one took."""
     adversarial = images.clone()
+    if random_start and eps is not None:   # x_0 uniform in the ball, kept in [0, 1]
+        adversarial = (images + torch.empty_like(images).uniform_(-eps, eps)).clamp(0, 1)
     iterations = torch.zeros(len(images), dtype=torch.long, device=images.device)
     for _ in range(steps):
         with torch.no_grad():
@@ -249,8 +262,8 @@ def save_noise_figure(classifier, before, after, path, columns=8):
 
 def save_sweep_figure(sweep, path, source, target):
     figure, axis = common.pyplot().subplots(figsize=(5, 3.5))
-    for method in ("pgd", "fgsm"):
-        axis.plot(sweep["eps"], sweep[method], marker="o", label=method.upper())
+    for method, name in (("iterative", "BIM (iterated)"), ("fgsm", "FGSM (one step)")):
+        axis.plot(sweep["eps"], sweep[method], marker="o", label=name)
     axis.set_xlabel("eps (L-infinity radius, pixels in [0, 1])")
     axis.set_ylabel(f"success rate {source} -> {target}")
     axis.grid(alpha=0.3)
@@ -262,27 +275,43 @@ def save_sweep_figure(sweep, path, source, target):
 # The experiments
 
 def attack_sources(classifier, sources, args):
-    """Targeted PGD and, for comparison, FGSM at the same eps, from every source image."""
+    """The targeted iterative attack from every source image, stopping at the first flip and,
+    the rule of the noise experiment, at p(target) >= --confidence; and FGSM at the same eps."""
     target = torch.full((len(sources),), args.target, device=sources.device)
     started = time.perf_counter()
-    adversarial, iterations = targeted_pgd(classifier, sources, target, args.eps, args.step,
-                                           args.steps)
-    pgd = attack_report(classifier, sources, adversarial, target, iterations)
-    pgd["seconds"] = time.perf_counter() - started
+    adversarial, iterations = targeted_attack(classifier, sources, target, args.eps, args.step,
+                                              args.steps, random_start=args.random_start)
+    flipped = attack_report(classifier, sources, adversarial, target, iterations)
+    flipped["seconds"] = time.perf_counter() - started
+    confident_images, confident_iterations = targeted_attack(
+        classifier, sources, target, args.eps, args.step, args.steps, confidence=args.confidence,
+        random_start=args.random_start)
+    confident = attack_report(classifier, sources, confident_images, target, confident_iterations)
+    confident["converted_share"] = converted_share(classifier, confident_images, args)
     fgsm_report = attack_report(classifier, sources, fgsm(classifier, sources, target, args.eps),
                                 target)
-    return adversarial, pgd, fgsm_report
+    return adversarial, flipped, confident, fgsm_report
+
+
+def converted_share(classifier, images, args):
+    """The share of images whose p(target) reached --confidence."""
+    with torch.no_grad():
+        probability = F.softmax(classifier(images), 1)[:, args.target]
+    return (probability >= args.confidence).float().mean().item()
 
 
 def eps_sweep(classifier, sources, args):
-    """Success rate against eps on the first --sweep-images sources: where does the classifier
-    start to give way?"""
+    """Success rate (the class flips) against eps on the first --sweep-images sources (default:
+    all): where does the classifier start to give way?"""
     subset = sources[:args.sweep_images]
     target = torch.full((len(subset),), args.target, device=subset.device)
-    sweep = {"eps": [round(e, 3) for e in np.linspace(0, 0.3, 7).tolist()], "pgd": [], "fgsm": []}
+    sweep = {"images": len(subset), "eps": [round(e, 3) for e in np.linspace(0, 0.3, 7).tolist()],
+             "iterative": [], "fgsm": []}
     for eps in sweep["eps"]:
-        pgd_images, _ = targeted_pgd(classifier, subset, target, eps, args.step, args.steps)
-        sweep["pgd"].append(attack_report(classifier, subset, pgd_images, target)["success_rate"])
+        attacked, _ = targeted_attack(classifier, subset, target, eps, args.step, args.steps,
+                                      random_start=args.random_start)
+        sweep["iterative"].append(attack_report(classifier, subset, attacked,
+                                                target)["success_rate"])
         sweep["fgsm"].append(attack_report(classifier, subset, fgsm(classifier, subset, target,
                                                                     eps), target)["success_rate"])
     return sweep
@@ -295,25 +324,30 @@ def noise_to_target(classifier, args, device):
     noise = torch.rand(shape, device=device) if args.noise == "uniform" else \
         (0.5 + 0.25 * torch.randn(shape, device=device)).clamp(0, 1)
     target = torch.full((args.noise_images,), args.target, device=device)
-    converted, iterations = targeted_pgd(classifier, noise, target, None, args.step, args.steps,
-                                         confidence=args.confidence)
+    converted, iterations = targeted_attack(classifier, noise, target, None, args.step,
+                                            args.steps, confidence=args.confidence)
     report = attack_report(classifier, noise, converted, target, iterations)
-    with torch.no_grad():
-        probability = F.softmax(classifier(converted), 1)[:, args.target]
-    report["converted_share"] = (probability >= args.confidence).float().mean().item()
+    report["converted_share"] = converted_share(classifier, converted, args)
     return noise, converted, {"kind": args.noise, **report}
 
 
 def print_summary(results, args):
-    pgd, fgsm_report, sweep, noise = (results[key] for key in ("pgd", "fgsm", "sweep", "noise"))
-    print(f"PGD  {args.source}->{args.target} at eps {args.eps}: success {pgd['success_rate']:.1%} "
-          f"of {pgd['images']}, mean Linf {pgd['linf_mean']:.3f} (max {pgd['linf_max']:.3f}), "
-          f"mean L2 {pgd['l2_mean']:.2f} (max {pgd['l2_max']:.2f}), "
-          f"{pgd['iterations_mean']:.1f} steps, p(target) {pgd['target_probability_mean']:.3f}")
+    name = "PGD" if args.random_start else "BIM"
+    flipped, confident, fgsm_report, sweep, noise = (
+        results[key] for key in ("iterative", "iterative_confident", "fgsm", "sweep", "noise"))
+    for report, rule in ((flipped, "until the class flips"),
+                         (confident, f"until p(target) >= {args.confidence}")):
+        print(f"{name} {args.source}->{args.target} at eps {args.eps}, {rule}: success "
+              f"{report['success_rate']:.1%} of {report['images']}, mean Linf "
+              f"{report['linf_mean']:.3f} (max {report['linf_max']:.3f}), mean L2 "
+              f"{report['l2_mean']:.2f} (max {report['l2_max']:.2f}), "
+              f"{report['iterations_mean']:.1f} steps, p(target) "
+              f"{report['target_probability_mean']:.3f}")
     print(f"FGSM at eps {args.eps}: success {fgsm_report['success_rate']:.1%}, "
           f"p(target) {fgsm_report['target_probability_mean']:.3f}")
-    print("success vs eps: " + ", ".join(f"{e:.2f}: PGD {p:.0%} FGSM {f:.0%}" for e, p, f in
-                                         zip(sweep["eps"], sweep["pgd"], sweep["fgsm"])))
+    print(f"success vs eps ({sweep['images']} images): " + ", ".join(
+        f"{e:.2f}: {name} {p:.0%} FGSM {f:.0%}"
+        for e, p, f in zip(sweep["eps"], sweep["iterative"], sweep["fgsm"])))
     print(f"{args.noise} noise -> {args.target}: p(target) {noise['target_probability_mean']:.3f}"
           f", {noise['converted_share']:.0%} past {args.confidence}, "
           f"{noise['iterations_mean']:.1f} steps, mean L2 change {noise['l2_mean']:.2f}")
@@ -341,7 +375,7 @@ def main(argv=None):
     sources = test_images[(test_labels == args.source) & correct]
     if len(sources) == 0:
         raise common.UserError(f"no correctly classified test image of digit {args.source}")
-    adversarial, pgd, fgsm_report = attack_sources(classifier, sources, args)
+    adversarial, flipped, confident, fgsm_report = attack_sources(classifier, sources, args)
     sweep = eps_sweep(classifier, sources, args)
     noise, converted, noise_report = noise_to_target(classifier, args, device)
 
@@ -350,7 +384,9 @@ def main(argv=None):
     save_sweep_figure(sweep, out / "success_vs_eps.png", args.source, args.target)
     results = {"classifier_test_accuracy": accuracy, "classifier_sha256": classifier.sha256,
                "source": args.source, "target": args.target, "eps": args.eps, "step": args.step,
-               "steps": args.steps, "pgd": pgd, "fgsm": fgsm_report, "sweep": sweep,
+               "steps": args.steps, "confidence": args.confidence,
+               "attack": "PGD" if args.random_start else "BIM", "iterative": flipped,
+               "iterative_confident": confident, "fgsm": fgsm_report, "sweep": sweep,
                "noise": noise_report, "provenance": common.provenance(device)}
     common.write_json(results, out / "metrics.json")
     print_summary(results, args)

@@ -42,6 +42,7 @@ import sys
 import tarfile
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -366,6 +367,27 @@ def seed_everything(seed):
     torch.manual_seed(seed)
 
 
+def gpu_random_state(device):
+    """{"gpu_rng": ...}: the state of the GPU's random stream (CUDA or MPS) where a run draws
+    from it, so that a resumed run continues it as it continues the CPU's; {} on a CPU."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return {"gpu_rng": torch.cuda.get_rng_state_all()}
+    if kind == "mps":
+        return {"gpu_rng": torch.mps.get_rng_state()}
+    return {}
+
+
+def set_gpu_random_state(state, device):
+    """Restore what gpu_random_state() saved; nothing where the checkpoint holds none (it was
+    written on a CPU)."""
+    kind = torch.device(device).type
+    if "gpu_rng" in state and kind == "cuda":
+        torch.cuda.set_rng_state_all(state["gpu_rng"])
+    elif "gpu_rng" in state and kind == "mps":
+        torch.mps.set_rng_state(state["gpu_rng"])
+
+
 @torch.no_grad()
 def ema_update(ema_model, model, decay):
     """theta_ema <- decay * theta_ema + (1 - decay) * theta, for the weights only. Batch-norm
@@ -505,6 +527,7 @@ class TrainingRun:
             for key, optimizer in optimizers.items():
                 optimizer.load_state_dict(self.state[key])
             torch.set_rng_state(self.state["rng"])
+            set_gpu_random_state(self.state, self.device)
             self.fixed_input = self.state["fixed_input"].to(self.device)
         self.out = make_run_dir(self.model, self.args.out)
         self.gif_frames = load_gif_frames(self.out / "progress.gif") if self.state else []
@@ -646,6 +669,7 @@ class TrainingRun:
             "model": self.model, "config": self.config, "iteration": self.iteration,
             "train_seconds": self.train_seconds, "history": self.history,
             "fixed_input": self.fixed_input, "rng": torch.get_rng_state(),
+            **gpu_random_state(self.device),
             **{key: network.state_dict() for key, network in self.networks.items()},
             **{key: optimizer.state_dict() for key, optimizer in self.optimizers.items()}}, path)
         if name == "checkpoint.pt":
@@ -863,8 +887,12 @@ def load_checkpoint(path, model, config_keys=()):
         raise UserError(f"{path}: not a checkpoint of this project")
     if state["model"] != model:
         raise UserError(f"{path} is a checkpoint of {state['model']}.py, not {model}.py")
-    if state.get("format") != CHECKPOINT_FORMAT or set(config_keys) - set(state["config"]):
+    if state.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path} was written by an older version of {model}.py: train it again")
+    missing = sorted(set(config_keys) - set(state["config"]))
+    if missing:
+        raise UserError(f"{path} has no {', '.join(missing)} in its configuration: written by an "
+                        f"older version of {model}.py or for another mode")
     return state
 
 
@@ -1046,9 +1074,15 @@ def parzen_score(images, data_dir=None, sigmas=np.logspace(-1.3, -0.3, 11), vali
     test_images, _ = load_dataset("mnist", train=False, data_dir=data_dir)
     validation_points = torch.from_numpy(train_images[-validation:]).flatten(1).double() / 255
     scores = [parzen_log_likelihood(samples, validation_points, s).mean().item() for s in sigmas]
-    sigma = float(sigmas[int(np.argmax(scores))])
+    best = int(np.argmax(scores))
+    sigma = float(sigmas[best])
+    if best in (0, len(sigmas) - 1):   # the true optimum may lie beyond the grid
+        warnings.warn(f"Parzen: the best sigma, {sigma:.3f}, is at the edge of the grid "
+                      f"{sigmas[0]:.3f}-{sigmas[-1]:.3f}: the estimate is a lower bound",
+                      stacklevel=2)
     test_points = torch.from_numpy(test_images).flatten(1).double() / 255
     log_likelihoods = parzen_log_likelihood(samples, test_points, sigma)
     return {"parzen_log_likelihood": log_likelihoods.mean().item(),
             "parzen_standard_error": (log_likelihoods.std() / np.sqrt(len(log_likelihoods))).item(),
-            "parzen_sigma": sigma, "parzen_n": len(images)}
+            "parzen_sigma": sigma, "parzen_sigma_at_grid_edge": best in (0, len(sigmas) - 1),
+            "parzen_n": len(images)}

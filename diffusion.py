@@ -656,6 +656,10 @@ def train(args):
     fixed_noise = run.track(networks, {"optimizer": optimizer}, fixed_noise)
     if autoencoder is not None:   # stage 1; from here on the data are the latents z
         train_data = first_stage(run, autoencoder, train_data, args)
+        if args.minutes and run.train_seconds >= args.minutes * 60:
+            raise common.UserError(f"the autoencoder took {run.train_seconds / 60:.1f} minutes, "
+                                   f"all of --minutes {args.minutes}: no time is left for "
+                                   f"diffusion; raise --minutes or lower --ae-iters")
     grid_labels = torch.arange(CLASSES, device=device).repeat(len(fixed_noise) // CLASSES)
     sampling = {"guidance": args.guidance, "sampler": "ddim", "steps": args.steps}
 

@@ -19,12 +19,20 @@ def linear_model(seed):
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 6), st.floats(0, 0.3), st.floats(0.001, 0.2), st.integers(1, 6),
        st.integers(0, 9), st.integers(0, 1000))
-def test_pgd_stays_in_the_ball_and_in_range(batch, eps, step, steps, target, seed):
+def test_the_attack_stays_in_the_ball_and_in_range(batch, eps, step, steps, target, seed):
     model = linear_model(seed)
     images = torch.rand(batch, 1, 28, 28)
     targets = torch.full((batch,), target)
-    adv, iterations = adversarial.targeted_pgd(model, images, targets, eps, step, steps)
+    adv, iterations = adversarial.targeted_attack(model, images, targets, eps, step, steps)
     assert (adv - images).abs().max() <= eps + 1e-6
+    # PGD's random start lies in the ball too, and so does every step from it
+    started, _ = adversarial.targeted_attack(model, images, targets, eps, step, 0,
+                                             random_start=True)
+    assert (started - images).abs().max() <= eps + 1e-6
+    assert eps < 0.01 or not torch.equal(started, images)
+    adv_pgd, _ = adversarial.targeted_attack(model, images, targets, eps, step, steps,
+                                             random_start=True)
+    assert (adv_pgd - images).abs().max() <= eps + 1e-6
     assert adv.min() >= 0 and adv.max() <= 1
     assert (iterations <= steps).all()
     fgsm = adversarial.fgsm(model, images, targets, eps)
@@ -55,7 +63,7 @@ def test_attack_of_an_image_already_read_as_target_changes_nothing():
     model = linear_model(0)
     images = torch.rand(4, 1, 28, 28)
     already = model(images).argmax(1)
-    adv, iterations = adversarial.targeted_pgd(model, images, already, 0.3, 0.05, 10)
+    adv, iterations = adversarial.targeted_attack(model, images, already, 0.3, 0.05, 10)
     assert torch.equal(adv, images) and (iterations == 0).all()
 
 
@@ -104,9 +112,10 @@ def test_script_on_tiny_data(tiny_data, tmp_path):
     for name in ("attack.png", "noise.png", "success_vs_eps.png", "metrics.json"):
         assert (tmp_path / "run" / name).is_file(), name
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["pgd"]["images"] == 7                        # the 1s among 64 cycling labels
-    assert metrics["pgd"]["linf_max"] <= metrics["eps"] + 1e-6
-    assert len(metrics["sweep"]["pgd"]) == 7
+    assert metrics["iterative"]["images"] == 7                  # the 1s among 64 cycling labels
+    assert metrics["iterative"]["linf_max"] <= metrics["eps"] + 1e-6
+    assert metrics["iterative_confident"]["linf_max"] <= metrics["eps"] + 1e-6
+    assert metrics["attack"] == "BIM" and len(metrics["sweep"]["iterative"]) == 7
 
 
 def test_confidence_stop_without_a_ball():
@@ -114,7 +123,7 @@ def test_confidence_stop_without_a_ball():
     model = linear_model(1)
     noise = torch.rand(6, 1, 28, 28)
     target = torch.full((6,), 9)
-    converted, iterations = adversarial.targeted_pgd(model, noise, target, None, 0.05, 40,
+    converted, iterations = adversarial.targeted_attack(model, noise, target, None, 0.05, 40,
                                                      confidence=0.9)
     probability = torch.softmax(model(converted), 1)[:, 9]
     assert ((probability >= 0.9) | (iterations == 40)).all()
@@ -122,6 +131,13 @@ def test_confidence_stop_without_a_ball():
     # one step fewer and the image had not yet reached the confidence
     for image, steps in zip(noise, iterations.tolist()):
         if steps:
-            before, _ = adversarial.targeted_pgd(model, image[None], target[:1], None, 0.05,
+            before, _ = adversarial.targeted_attack(model, image[None], target[:1], None, 0.05,
                                                  steps - 1, confidence=0.9)
             assert torch.softmax(model(before), 1)[0, 9] < 0.9
+
+
+@pytest.mark.parametrize("eps", ["0", "-0.1", "1.5", "5"])
+def test_a_radius_outside_the_pixel_range_is_refused(eps, capsys):
+    with pytest.raises(SystemExit):
+        adversarial.parse_args(["--eps", eps])
+    assert "--eps" in capsys.readouterr().err

@@ -110,3 +110,13 @@ def test_parzen_score_on_tiny_data(tiny_data):
     score = common.parzen_score(samples, tiny_data, validation=16)
     assert math.isfinite(score["parzen_log_likelihood"]) and score["parzen_standard_error"] > 0
     assert score["parzen_sigma"] in [float(s) for s in np.logspace(-1.3, -0.3, 11)]
+
+
+def test_parzen_warns_when_the_best_sigma_is_at_the_edge_of_its_grid(tiny_data):
+    train_images, _ = common.load_dataset("mnist", train=True, data_dir=tiny_data)
+    samples = torch.from_numpy(train_images).float() / 127.5 - 1
+    # a grid of tiny sigmas: the likelihood grows with sigma over all of it, so the best is the last
+    with pytest.warns(UserWarning, match="edge of the grid"):
+        score = common.parzen_score(samples, tiny_data, sigmas=np.array([1e-4, 2e-4, 4e-4]),
+                                    validation=16)
+    assert score["parzen_sigma_at_grid_edge"]

@@ -102,3 +102,33 @@ def test_progress_time_left_counts_the_given_clock(capsys):
     training_seconds = 75.0                                     # over the limit: nothing left
     progress.update(2, loss=0.5)
     assert capsys.readouterr().out.rstrip().endswith("0m00s left")
+
+
+def test_the_gpu_random_stream_is_saved_and_restored_on_its_device(monkeypatch):
+    saved = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: ["cuda state"])
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", saved.append)
+    state = common.gpu_random_state("cuda")
+    assert state == {"gpu_rng": ["cuda state"]}
+    common.set_gpu_random_state(state, "cuda")
+    assert saved == [["cuda state"]]
+    assert common.gpu_random_state("cpu") == {}            # a CPU run has only the CPU stream
+    common.set_gpu_random_state({}, "cuda")                # a CPU checkpoint resumed on a GPU
+    assert saved == [["cuda state"]]
+
+
+def test_a_resumed_run_continues_the_random_stream(tiny_data, tmp_path):
+    # 6 iterations straight, or 3 then a resume to 6 (both sample, measure and save at 3): the
+    # same weights
+    import wgan
+    flags = ["--data-dir", str(tiny_data), "--batch-size", "4", "--sample-every", "3",
+             "--checkpoint-every", "3", "--eval-every", "3", "--eval-samples", "8",
+             "--loss", "gan", "--minutes", "0"]
+    wgan.main(flags + ["--iters", "6", "--out", str(tmp_path / "straight")])
+    wgan.main(flags + ["--iters", "3", "--out", str(tmp_path / "resumed")])
+    wgan.main(flags + ["--iters", "6", "--resume", str(tmp_path / "resumed" / "checkpoint.pt")])
+    straight, resumed = (torch.load(tmp_path / name / "checkpoint.pt", weights_only=True)
+                         for name in ("straight", "resumed"))
+    for key in ("generator", "critic", "ema_generator"):
+        for name, tensor in straight[key].items():
+            assert torch.equal(tensor, resumed[key][name]), (key, name)

@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import common
-from conftest import REAL_MNIST, cifar_batch_bytes, idx_bytes, write_cifar, write_idx_dataset
+from conftest import NO_REAL_MNIST, REAL_MNIST, cifar_batch_bytes, idx_bytes, write_cifar, write_idx_dataset
 
 
 @pytest.mark.parametrize("gz", [True, False])
@@ -155,7 +155,7 @@ def test_training_tensor_and_batches():
         assert torch.equal(image, tensor[0 if label == 3 else 1])
 
 
-@pytest.mark.skipif(not REAL_MNIST.is_dir(), reason="real MNIST is not beside the checkout")
+@pytest.mark.skipif(not REAL_MNIST.is_dir(), reason=NO_REAL_MNIST)
 def test_real_mnist():
     train_images, train_labels = common.load_dataset("mnist", True, REAL_MNIST.parent)
     test_images, test_labels = common.load_dataset("mnist", False, REAL_MNIST.parent)

@@ -15,7 +15,7 @@ import common
 import diffusion
 import gan
 import wgan
-from conftest import REAL_MNIST
+from conftest import NO_REAL_MNIST, REAL_MNIST
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -171,7 +171,7 @@ def test_the_committed_classifier_is_the_one_its_checksum_names():
     assert common.CLASSIFIER_PATH.stat().st_size < 2 * 1024 * 1024
 
 
-@pytest.mark.skipif(not REAL_MNIST.is_dir(), reason="real MNIST is not beside the checkout")
+@pytest.mark.skipif(not REAL_MNIST.is_dir(), reason=NO_REAL_MNIST)
 def test_the_committed_classifier_reads_mnist():
     classifier = common.load_classifier()
     images, labels = common.load_dataset("mnist", train=False, data_dir=REAL_MNIST.parent)

@@ -4,43 +4,49 @@ The GAN loss is that of Goodfellow et al. (2014); the Wasserstein loss that of A
 and Bottou, "Wasserstein GAN", ICML 2017; with --gradient-penalty, WGAN-GP: Gulrajani et al.,
 "Improved Training of Wasserstein GANs", 2017.
 
-The standard GAN's discriminator loss tells little about sample quality: once D wins, the
-Jensen-Shannon divergence it estimates saturates at log 2 and its gradient vanishes. The WGAN
-replaces it with the Earth-Mover (Wasserstein-1) distance, through its dual form
-(Kantorovich-Rubinstein, the paper's equation 3):
+The standard GAN's discriminator loss tells little about sample quality. Against the best D, G's
+loss is -log 4 + 2 JSD(P_data || P_G), and the Jensen-Shannon divergence is stuck at log 2
+whenever the two distributions do not overlap, however far apart they are: D's loss then goes to
+0 and the minimax generator's gradient vanishes. The WGAN replaces it with the Earth-Mover
+(Wasserstein-1) distance, through its dual form (Kantorovich-Rubinstein, the paper's equation 3):
 
-    W(P_data, P_G) = max over 1-Lipschitz f of  E_x[f(x)] - E_z[f(G(z))].
+    W(P_data, P_G) = sup over 1-Lipschitz f of  E_x[f(x)] - E_z[f(G(z))],
+
+which keeps shrinking as P_G moves towards P_data. A critic f that is K-Lipschitz gives at most
+K * W, and one that is not at the supremum gives less: its estimate is a number to watch within
+one run, on the scale of that critic, not W itself.
 
 The second network is the same in both runs; only how its output is read, the loss, the
 optimizer and the constraint change:
 
     --loss gan          D(x) = sigmoid(l(x)), on logits as in gan.py, Adam, no constraint:
                         L_D = softplus(-l_real) + softplus(l_fake),  L_G = softplus(-l_fake)
+                        (G's non-saturating loss, as gan.py --loss logistic)
     --loss wasserstein  a "critic" f (no sigmoid: a score, not a probability), RMSprop:
-                        L_f = E[f(G(z))] - E[f(x)]  (minimized; -L_f estimates W),
+                        L_f = E[f(G(z))] - E[f(x)]  (minimized; -L_f is the estimate),
                         L_G = -E[f(G(z))]
 
-Unlike the GAN's discriminator loss, the critic's estimate -L_f falls as the samples improve: it
-is a number to watch.
-
 The hard part is "1-Lipschitz". The paper clamps every critic weight to [-c, c] after each critic
-step (`--clip c`, default 0.01): a crude bound that makes f K-Lipschitz for some K, which only
-rescales W. Too large a c and the critic takes long to train; too small and gradients vanish
-through the layers; 0.001 to 0.1 is the useful range. WGAN-GP (`--gradient-penalty LAMBDA`)
-drops clipping and adds LAMBDA * E[(||grad f(x_hat)||_2 - 1)^2] at points x_hat on lines between
-real and fake samples, where an optimal critic has gradient norm 1; it uses Adam with beta1 = 0
-and beta2 = 0.9, as in that paper.
+step (`--clip c`, default 0.01). For a network of linear layers and ReLUs that bounds the slope of
+f by a constant K(c). This critic's layer norms divide each layer's output by that image's own
+spread (plus a tiny epsilon), so the clamp does not bound its slope by anything of c: the slope
+grows where an image's activations are nearly constant. Here clipping keeps the weights small and
+the critic slow to change, no more; the WGAN paper's own critic, with batch norm, was in the same
+position. WGAN-GP (`--gradient-penalty LAMBDA`)
+drops clipping and adds
 
-The papers train the critic `--n-critic` = 5 times per generator step, so that it stays near
-its optimum and its estimate of W stays meaningful, with learning rates of 5e-5 (RMSprop,
-clipping) and 1e-4 (Adam, WGAN-GP), for hundreds of thousands of critic steps. On a CPU budget of
-minutes those critic steps eat the time the generator needs. The defaults here: WGAN-GP trains
-its critic once per generator step, as the GAN its discriminator, with Adam at 5e-4 (the GAN:
-2e-4, as in gan.py); the clipped critic, which learns more slowly, twice, with RMSprop at 2e-4
-(with one step at 5e-4 its estimate of W stayed near 0 and measured nothing). `--critic-lr`
-gives the critic a learning rate of its own (two time scales, Heusel et al. 2017); for the clipped
-WGAN neither a slower critic nor a slower generator did better. docs/GUIDE.md shows the runs that
-chose them.
+    LAMBDA * E[(||grad_x f(x_hat)||_2 - 1)^2],   x_hat = e x + (1 - e) G(z),  e ~ U[0, 1],
+
+at points between real and generated images, where an optimal critic has gradient norm 1; it
+uses Adam with beta1 = 0 and beta2 = 0.9, as in that paper.
+
+The papers train the critic `--n-critic` = 5 times per generator step, with learning rates of
+5e-5 (RMSprop, clipping) and 1e-4 (Adam, WGAN-GP), for hundreds of thousands of critic steps; on
+a CPU budget of minutes those critic steps eat the time the generator needs. The defaults here:
+WGAN-GP trains its critic once per generator step, as the GAN its discriminator, with Adam at
+5e-4 (the GAN: 2e-4, as in gan.py); the clipped critic, which learns more slowly, twice, with
+RMSprop at 2e-4. `--critic-lr` gives the critic a learning rate of its own (two time scales,
+Heusel et al. 2017).
 
 The networks of the course's exercise, sized for a CPU:
     generator:     dense z -> (64, s, s), then transposed conv -> (32, 2s, 2s), transposed conv

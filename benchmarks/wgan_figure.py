@@ -11,7 +11,6 @@ metrics.json and last sample grid).
                       D's loss) did over the evaluations; the checkpoint that the lowest
                       generator loss would pick against best.pt; for the sweep, the share of
                       critic weights at the bound
-    --probes DIR...   only a table, from the metrics.json files alone (the recipe probes)
     --refit RUN...    is the clipped critic too weak, or only one step behind? Freezes the run's
                       last generator and trains a copy of its last critic on its own (the run's
                       optimizer, learning rate and clip): the estimate it reaches against a
@@ -111,21 +110,6 @@ def critic_weights(state):
                       if name.endswith("weight")]).numpy()
 
 
-def print_probe_table(runs):
-    print("| run | constraint | G's lr | critic's lr | critic steps per G step | dropout | "
-          "generator steps | FID | class entropy | critic's estimate, end |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for run in runs:
-        metrics = json.loads((Path(run) / "metrics.json").read_text())
-        config = metrics["config"]
-        constraint = (f"penalty {config['gradient_penalty']:g}" if config["gradient_penalty"]
-                      else f"clip {config['clip']:g}")
-        print(f"| {Path(run).name} | {constraint} | {config['lr']:g} | "
-              f"{config.get('critic_lr', config['lr']):g} | {config['n_critic']} | "
-              f"{config['dropout']:g} | {metrics['iterations']:,} | {metrics['fid']:.1f} | "
-              f"{metrics['class_entropy']:.3f} | {metrics.get('final_wasserstein', 0):.2g} |")
-
-
 def refit_curve(run, steps=1500, every=300, batch_size=64, held_out=2000):
     """The estimate E[f(x)] - E[f(G(z))] of a copy of the run's critic, trained `steps` more
     critic steps against its frozen generator, measured every `every` steps (dropout off) on
@@ -176,40 +160,38 @@ def refit_table(runs, steps=1500, every=300, batch_size=64, held_out=2000):
 
 
 def compare_figure(runs, out):
+    """Top: each run's own curve on its own axis (a critic's estimate has the scale of its own
+    Lipschitz constant, so two critics' estimates do not share an axis; the GAN's is D's loss),
+    then the FID of every run; bottom: the last samples. One colour per run in every panel."""
     plt = common.pyplot()
     loaded = [load(run) for run in runs]
-    figure = plt.figure(figsize=(15, 8.5))
-    top = [figure.add_subplot(2, 3, i) for i in (1, 2, 3)]
-    for state, metrics, _ in loaded:
-        history, name = state["history"], metrics["variant"]
-        top[1].plot(history["eval_train_minutes"], history["eval_fid"], marker="o", markersize=3,
-                    label=name)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    figure = plt.figure(figsize=(4.2 * (len(loaded) + 1), 8.5))
+    columns = len(loaded) + 1
+    fid_axis = figure.add_subplot(2, columns, columns)
+    for index, (state, metrics, grid) in enumerate(loaded):
+        history, name, colour = state["history"], metrics["variant"], colours[index]
+        axis = figure.add_subplot(2, columns, index + 1)
         if state["config"]["loss"] == "wasserstein":
-            top[0].plot(history["train_minutes"], history["wasserstein"], linewidth=1, label=name)
+            axis.plot(history["train_minutes"], history["wasserstein"], linewidth=1, color=colour)
+            axis.set_title(f"{name}:\ncritic's E[f(x)] - E[f(G(z))]", fontsize=9)
         else:
-            top[2].plot(history["train_minutes"], history["loss_d"], color="gray", linewidth=1,
-                        label="discriminator loss")
-            twin = top[2].twinx()
-            twin.plot(history["eval_train_minutes"], history["eval_fid"], marker="s",
-                      markersize=3, color="tab:green", label="FID")
-            twin.set_ylabel("FID", color="tab:green")
-            twin.set_yscale("log")
-            top[2].set_title(f"{name}: discriminator loss and FID")
-            top[2].set_ylabel("discriminator loss")
-    top[0].set_title("critic's estimate E[f(x)] - E[f(G(z))]")
-    top[0].set_yscale("symlog", linthresh=1e-4)   # clipped and penalized critics differ 1000x
-    top[1].set_title(f"FID ({loaded[0][1]['n']:,} samples)")
-    top[1].set_yscale("log")
-    for axis in top:
+            axis.plot(history["train_minutes"], history["loss_d"], linewidth=1, color=colour)
+            axis.axhline(2 * np.log(2), color="gray", linestyle=":", linewidth=1)
+            axis.set_title(f"{name}: discriminator's loss\n(dotted: 2 log 2)", fontsize=9)
         axis.set_xlabel("training minutes")
         axis.grid(alpha=0.3)
-    for axis in top[:2]:
-        axis.legend(fontsize=8)
-    for index, (_, metrics, grid) in enumerate(loaded):
-        axis = figure.add_subplot(2, len(loaded), len(loaded) + index + 1)
-        axis.imshow(grid)
-        axis.set_title(f"{metrics['variant']}: FID {metrics['fid']:.1f}", fontsize=9)
-        axis.axis("off")
+        fid_axis.plot(history["eval_train_minutes"], history["eval_fid"], marker="o",
+                      markersize=3, color=colour, label=name)
+        samples = figure.add_subplot(2, len(loaded), len(loaded) + index + 1)
+        samples.imshow(grid)
+        samples.set_title(f"{name}: FID {metrics['fid']:.1f}", fontsize=9, color=colour)
+        samples.axis("off")
+    fid_axis.set_title(f"FID ({loaded[0][1]['n']:,} samples)", fontsize=9)
+    fid_axis.set_yscale("log")
+    fid_axis.set_xlabel("training minutes")
+    fid_axis.grid(alpha=0.3)
+    fid_axis.legend(fontsize=8)
     common.save_figure(figure, out)
 
 
@@ -239,19 +221,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--compare", nargs="+", help="wgan.py run folders, --loss gan included")
     parser.add_argument("--sweep", nargs="+", help="wgan.py run folders of the clip sweep")
-    parser.add_argument("--probes", nargs="+", help="folders holding a metrics.json each")
     parser.add_argument("--refit", nargs="+", help="clipped wgan.py run folders")
     parser.add_argument("--out", help="the figure to write")
     parser.add_argument("--json", help="also write the table (docs/runs/wgan/...) for RESULTS.md")
     args = parser.parse_args()
-    if args.probes:
-        return print_probe_table(args.probes)
     if args.refit:
         columns, rows = refit_table(args.refit)
         title = "The clipped critic against a generator that stops"
     else:
         if bool(args.compare) == bool(args.sweep) or not args.out:
-            parser.error("give --compare or --sweep, with --out (or --refit, or --probes)")
+            parser.error("give --compare or --sweep, with --out (or --refit)")
         runs = args.compare or args.sweep
         (compare_figure if args.compare else sweep_figure)(runs, args.out)
         columns, rows = (compare_table if args.compare else sweep_table)(runs)

@@ -1,9 +1,9 @@
 """The DCGAN-against-WGAN figures and tables, from finished wgan.py runs (their checkpoint.pt,
 metrics.json and last sample grid).
 
-    --compare RUN...  one figure: the critic's estimate of W and FID over training minutes for
-                      the WGAN runs, and the GAN discriminator's loss beside its FID; then the
-                      samples of each run side by side
+    --compare RUN...  one figure: each run's own curve over training minutes (a critic's
+                      E[f(x)] - E[f(G(z))], on the scale of that critic; the GAN discriminator's
+                      loss), the FID of all runs, and the samples of each run side by side
     --sweep RUN...    the clip sweep: per run, the critic's estimate, a histogram of the critic's
                       weights, and the last samples
     the tables        printed as markdown (and with --json written for docs/RESULTS.md): per
@@ -65,7 +65,8 @@ def rank_correlation(a, b):
 def compare_table(runs):
     """Per run: its length and quality, what its curve (the critic's estimate, or D's loss) did
     over the evaluations and how it ranks with FID, and the pick of a lowest-G-loss rule."""
-    columns = ["run", "generator steps", "FID", "class entropy", "best FID (best.pt) at",
+    columns = ["run", "generator steps", "FID", "FID at the last 5 evaluations: lowest-highest",
+               "class entropy", "best FID (best.pt) at",
                "the curve", "at the first / highest / last evaluation",
                "rank correlation with FID", "lowest G loss picks", "lr, n_critic, dropout"]
     rows = []
@@ -76,10 +77,12 @@ def compare_table(runs):
         curve = "wasserstein" if config["loss"] == "wasserstein" else "loss_d"
         at_evaluations = logged_at_evaluations(history, curve)
         correlation = rank_correlation(at_evaluations, history["eval_fid"])
+        last_five = history["eval_fid"][-5:]
         rows.append([metrics["variant"], f"{metrics['iterations']:,}", f"{metrics['fid']:.1f}",
+                     f"{min(last_five):.1f}-{max(last_five):.1f}",
                      f"{metrics['class_entropy']:.3f}",
                      f"{metrics['best_fid']:.1f} at {metrics['best_iteration']:,}",
-                     "critic's estimate of W" if curve == "wasserstein" else "D's loss",
+                     "critic's E[f(x)] - E[f(G(z))]" if curve == "wasserstein" else "D's loss",
                      " / ".join(f"{value:.3g}" for value in (at_evaluations[0],
                                                               at_evaluations.max(),
                                                               at_evaluations[-1])),

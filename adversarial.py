@@ -89,7 +89,8 @@ def parse_args(argv=None):
         parser.error(f"--eps {args.eps}: the radius must be in (0, 1], pixels are in [0, 1]")
     if args.step <= 0 or args.steps < 1:
         parser.error("need --step > 0 and --steps >= 1")
-    if args.epochs < 1 or args.noise_images < 1 or (args.sweep_images or 1) < 1:
+    if args.epochs < 1 or args.noise_images < 1 or (args.sweep_images is not None
+                                                    and args.sweep_images < 1):
         parser.error("--epochs, --noise-images and --sweep-images must be at least 1")
     if args.retrain and args.classifier:
         parser.error("--retrain trains a new classifier: give --retrain or --classifier, not both")

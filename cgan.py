@@ -33,6 +33,7 @@ label (which digit) and z (the style: slant, thickness, width; one row = one z).
     python cgan.py --dataset fashion --arch conv
 """
 import copy
+import time
 
 import torch
 import torch.nn as nn
@@ -226,12 +227,13 @@ def train(args):
     opt_g = torch.optim.Adam(generator.parameters(), args.lr, (args.beta1, 0.999), fused=True)
     opt_d = torch.optim.Adam(discriminator.parameters(), args.lr, (args.beta1, 0.999), fused=True)
     # The grid: row r, column c is G(z_r | c), so a row keeps one style across the ten classes.
-    fixed_z = torch.randn(args.gif_samples // CLASSES, config["z_dim"], device=device)
-    fixed_z = run.track({"generator": generator, "discriminator": discriminator,
-                         "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_d": opt_d},
-                        fixed_z.repeat_interleave(CLASSES, 0))
+    fixed_z = torch.randn(args.gif_samples // CLASSES, config["z_dim"],
+                          device=device).repeat_interleave(CLASSES, 0)
+    run.track({"generator": generator, "discriminator": discriminator,
+               "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_d": opt_d}, fixed_z)
     grid_labels = torch.arange(CLASSES, device=device).repeat(len(fixed_z) // CLASSES)
 
+    @torch.no_grad()
     def snapshot():         # G_ema(z | y); the conv generator's batch norms get its own statistics
         common.standing_statistics(ema_generator, config["z_dim"], CLASSES)
         return ema_generator(fixed_z, grid_labels)
@@ -241,24 +243,34 @@ def train(args):
         wanted = common.class_labels(count, None, device)
         return draw_samples(ema_generator, wanted, config["z_dim"]), wanted
 
-    for iteration in run.iterations(snapshot, draw=draw,
-                                    panels=[["loss_d", "loss_g"], ["d_real", "d_fake"]],
-                                    ncol=CLASSES):
+    for iteration in range(run.start + 1, args.iters + 1):
+        started = time.perf_counter()
         real, real_labels = common.sample_batch(train_images, args.batch_size, train_labels)
         z = torch.randn(args.batch_size, config["z_dim"], device=device)
         fake_labels = torch.randint(CLASSES, (args.batch_size,), device=device)  # y' uniform
         loss_d, loss_g, real_logits, fake_logits = train_step(
             generator, discriminator, opt_g, opt_d, real, real_labels, z, fake_labels)
         common.ema_update(ema_generator, generator, args.ema)
-        run.log(loss_d=loss_d, loss_g=loss_g, d_real=torch.sigmoid(real_logits).mean(),
-                d_fake=torch.sigmoid(fake_logits).mean())
+        run.log(iteration, time.perf_counter() - started, loss_d=loss_d, loss_g=loss_g,
+                d_real=torch.sigmoid(real_logits).mean(), d_fake=torch.sigmoid(fake_logits).mean())
+
+        if run.due(iteration, args.sample_every):   # a class per column, a GIF frame, the curves
+            run.save_snapshot(snapshot(), [["loss_d", "loss_g"], ["d_real", "d_fake"]],
+                              ncol=CLASSES)
+        if run.classifier is not None and run.due(iteration, args.eval_every):
+            run.evaluate(*draw(args.eval_samples))          # FID, entropy, conditional accuracy
+        if run.due(iteration, args.checkpoint_every):
+            run.save_checkpoint()
+        if run.finished(iteration):                         # --iters, or --minutes spent
+            break
 
     with torch.no_grad():
         common.save_labeled_grid(ema_generator(fixed_z, grid_labels),
                                  common.DATASETS[config["dataset"]]["classes"],
                                  run.out / "classes.png", title="one class per column, one "
                                  f"latent z per row ({iteration} it)")
-    return run.finish()
+    return run.finish(parzen_images=draw(10000)[0] if args.parzen and run.classifier is not None
+                      else None)
 
 
 def generate(args):

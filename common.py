@@ -7,7 +7,8 @@ way. It imports no script.
     errors       UserError, exit_on_user_error (one line, no traceback)
     data         load_dataset, to_training_tensor, sample_batch, file_digest
     run          argument_parser, add_run_arguments, check_run_arguments, pick_device,
-                 seed_everything, ema_update, standing_statistics, Progress, TrainingRun (the loop's plumbing),
+                 seed_everything, ema_update, standing_statistics, Progress, TrainingRun (what a
+                 training loop does besides learning),
                  draw_samples, class_labels, save_samples, save_class_samples
     figures      atomic_path, make_run_dir, image_grid, save_grid, save_labeled_grid, save_gif,
                  save_curves, pyplot, save_figure, write_json (every file whole or not at all),
@@ -336,6 +337,11 @@ def check_run_arguments(parser, args, positive=()):
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if not 0 <= args.ema < 1:
         parser.error("--ema must be in [0, 1)")
+    for name in ("lr", "critic_lr"):   # the learning rates a script has
+        if getattr(args, name, None) is not None and getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    if getattr(args, "beta1", None) is not None and not 0 <= args.beta1 < 1:
+        parser.error("--beta1 must be in [0, 1)")
     if args.minutes < 0:
         parser.error("--minutes must be >= 0")
     if args.generate is not None and (args.generate < 1 or not args.out):
@@ -426,13 +432,13 @@ def standing_statistics(generator, z_dim, classes=None, batches=10, batch_size=5
     generator.eval()
 
 
-def decay_learning_rate(optimizers, lr, iteration, iterations):
-    """lr_i = lr (1 - (i - 1) / iterations) for step i = 1..iterations: the learning rate falls
-    linearly from lr to lr / iterations at the last step, so the weights settle instead of
-    jittering at the end of a run."""
+def decay_learning_rate(optimizers, lr, done):
+    """lr (1 - done), with `done` the share of the run already trained (TrainingRun.done): the
+    learning rate falls linearly from lr at the first step towards 0 at the end of the run, so
+    the weights settle instead of jittering."""
     for optimizer in optimizers:
         for group in optimizer.param_groups:
-            group["lr"] = lr * (1 - (iteration - 1) / iterations)
+            group["lr"] = lr * (1 - done)
 
 
 def format_seconds(seconds):
@@ -470,24 +476,33 @@ class Progress:
 
 
 class TrainingRun:
-    """Everything a training loop does besides learning, done one way for every script:
+    """What a training loop does besides learning, one small method a job, each called from the
+    script's own loop where it happens:
 
-        run = common.TrainingRun(args, "gan", config)      # --resume: its config, folder, clock
-        fixed_z = run.track(networks, optimizers, fixed_z)  # what a checkpoint holds
-        for iteration in run.iterations(snapshot, panels, draw):
+        run = common.TrainingRun(args, "gan", config)     # --resume: its config, folder, clock
+        run.track(networks, optimizers, fixed_z)           # what a checkpoint holds
+        for iteration in range(run.start + 1, args.iters + 1):
+            started = time.perf_counter()
             ...one training step...
-            run.log(loss_d=loss_d, loss_g=loss_g)
-        run.finish()
+            run.log(iteration, time.perf_counter() - started, loss_d=loss_d, loss_g=loss_g)
+            if run.due(iteration, args.sample_every):
+                run.save_snapshot(snapshot(), panels)      # a grid, a GIF frame, the curves
+            if run.classifier and run.due(iteration, args.eval_every):
+                run.evaluate(*draw(args.eval_samples))     # FID, class entropy; best.pt
+            if run.due(iteration, args.checkpoint_every):
+                run.save_checkpoint()
+            if run.finished(iteration):                    # --iters, or --minutes spent
+                break
+        run.finish()                                       # metrics.json
 
-    After each step it keeps the running means of the logged numbers (the loss curves) and
-    stops the run at the first one that is not finite; at its intervals it draws the snapshot
-    (a grid and a GIF frame), measures the samples of `draw` (MNIST), and writes the
-    checkpoint; it stops at --iters or once training has taken --minutes, a budget that a
-    resumed run continues. finish() writes metrics.json.
+    Only the seconds handed to log() count against --minutes, a budget that a resumed run
+    continues. log() stops the run at the first logged number that is not finite; the snapshot,
+    the evaluation and the checkpoint stop it at weights that are not finite, before drawing
+    from them or saving them.
     """
 
-    def __init__(self, args, model, config):
-        self.args, self.model = args, model
+    def __init__(self, args, model, config, log_every=100):
+        self.args, self.model, self.log_every = args, model, log_every
         self.device = pick_device(args.device)
         self.provenance = provenance(self.device)   # the code as it was when the run started
         self.state = None
@@ -506,7 +521,7 @@ class TrainingRun:
         if self.start >= args.iters:
             raise UserError(f"the checkpoint is at iteration {self.start}; "
                             f"ask for more with --iters")
-        if args.minutes and self.train_seconds >= args.minutes * 60:
+        if self.out_of_time():
             raise UserError(f"the checkpoint has trained for {self.train_seconds / 60:.2f} "
                             f"minutes already; ask for more with --minutes")
         self.iteration, self.sums, self.count = self.start, None, 0
@@ -518,7 +533,8 @@ class TrainingRun:
 
     def track(self, networks, optimizers, fixed_input):
         """Name what a checkpoint holds (dicts: key -> network or optimizer) and the fixed input
-        of the snapshots; on --resume, load them and the random state. Returns the fixed input."""
+        of the snapshots; on --resume, load the checkpoint's weights, optimizer states, random
+        state and fixed input into them, in place."""
         self.networks, self.optimizers = networks, optimizers
         self.fixed_input = fixed_input
         if self.state:
@@ -528,53 +544,46 @@ class TrainingRun:
                 optimizer.load_state_dict(self.state[key])
             torch.set_rng_state(self.state["rng"])
             set_gpu_random_state(self.state, self.device)
-            self.fixed_input = self.state["fixed_input"].to(self.device)
+            if self.state["fixed_input"].shape != fixed_input.shape:
+                raise UserError(f"{self.args.resume} draws {len(self.state['fixed_input'])} "
+                                f"fixed samples per grid: resume with that --gif-samples")
+            fixed_input.copy_(self.state["fixed_input"])
         self.out = make_run_dir(self.model, self.args.out)
         self.gif_frames = load_gif_frames(self.out / "progress.gif") if self.state else []
-        return self.fixed_input
-
-    def iterations(self, snapshot, panels, draw=None, also_measure=None, ncol=None,
-                   log_every=100):
-        """Yield the iteration numbers; the code between two yields is the training step, and
-        only its time counts against --minutes. snapshot() -> the images of a grid;
-        draw(count) -> (images, labels or None) for the quality numbers; also_measure() -> more
-        numbers to record at each evaluation; panels: the logged keys of each curve subplot;
-        ncol: the grid's columns (default: as square as it gets)."""
-        args, self.draw = self.args, draw
-        self.progress = Progress(args.iters, self.start, every=5 * log_every,
-                                 time_limit=args.minutes * 60, clock=lambda: self.train_seconds)
+        self.progress = Progress(self.args.iters, self.start, every=5 * self.log_every,
+                                 time_limit=self.args.minutes * 60,
+                                 clock=lambda: self.train_seconds)
         print(f"{self.model}: {self.config} on {self.device}, writing to {self.out}")
         self.wall_started = time.perf_counter()
-        for iteration in range(self.start + 1, args.iters + 1):
-            self.iteration = iteration
-            step_started = time.perf_counter()
-            yield iteration
-            self.train_seconds += time.perf_counter() - step_started
 
-            out_of_time = args.minutes and self.train_seconds >= args.minutes * 60
-            last = out_of_time or iteration == args.iters
-            if iteration % log_every == 0 or last:
-                self._flush_log(last)
-            sample = iteration % args.sample_every == 0 or last
-            evaluate = self.classifier is not None and (iteration % args.eval_every == 0 or last)
-            save = iteration % args.checkpoint_every == 0 or last
-            if sample or evaluate or save:
-                self._check_weights()              # nothing is drawn from non-finite weights
-            if sample:
-                with torch.no_grad():
-                    self._save_snapshot(snapshot(), panels, ncol)
-            if evaluate:
-                self._evaluate(also_measure)
-            if save:
-                self._save_checkpoint()
-            if out_of_time:
-                print(f"stopped at iteration {iteration} after --minutes {args.minutes} of "
-                      f"training")
-                return
+    def out_of_time(self):
+        """Has training taken --minutes (across --resume)?"""
+        return bool(self.args.minutes) and self.train_seconds >= self.args.minutes * 60
 
-    def log(self, **values):
-        """The numbers of this step, summed on the device for the running means. A value that
-        is not finite ends the run: training has diverged."""
+    def done(self, iteration):
+        """The share of the run trained before step `iteration`: (i - 1) / --iters, or, when
+        --minutes runs out sooner, the share of the budget spent, whichever is larger. A
+        schedule on it ends with the run, on a fast machine or a slow one. Without a budget, the
+        last step i = --iters starts at (iters - 1) / iters."""
+        by_steps = (iteration - 1) / self.args.iters
+        if not self.args.minutes:
+            return by_steps
+        return max(by_steps, min(self.train_seconds / (self.args.minutes * 60), 1.0))
+
+    def finished(self, iteration):
+        """The last iteration: --iters reached, or --minutes spent."""
+        return iteration >= self.args.iters or self.out_of_time()
+
+    def due(self, iteration, every):
+        """Every `every` iterations, and at the last one."""
+        return iteration % every == 0 or self.finished(iteration)
+
+    def log(self, iteration, seconds, **values):
+        """Count the step's `seconds` of training and keep the running means of its numbers,
+        written to the history every `log_every` iterations (and at the last). A value that is
+        not finite ends the run: training has diverged."""
+        self.iteration = iteration
+        self.train_seconds += seconds
         with torch.no_grad():
             stacked = torch.stack([torch.as_tensor(value).detach().float()
                                    for value in values.values()])
@@ -585,11 +594,47 @@ class TrainingRun:
         self.keys = list(values)
         self.sums = stacked if self.sums is None else self.sums + stacked
         self.count += 1
+        if iteration % self.log_every == 0 or self.finished(iteration):
+            self._flush_log(last=self.finished(iteration))
 
-    def finish(self, **metrics):
+    def save_snapshot(self, images, panels, ncol=None):
+        """A grid PNG of the fixed samples, one more GIF frame, and the loss curves (panels: the
+        logged keys of each subplot; ncol: the grid's columns, default as square as it gets)."""
+        self._check_weights()
+        self.gif_frames.append(image_grid(images, ncol=ncol))
+        save_grid(images, self.out / f"samples_{self.iteration:07d}.png", ncol=ncol)
+        save_gif(self.gif_frames, self.out / "progress.gif")
+        if self.history["iteration"]:   # once the first running means are logged
+            save_curves(self.history, self.out / "curves.png", panels=panels)
+
+    def evaluate(self, images, labels=None, **more):
+        """The quality numbers of the samples (and the script's `more` numbers), recorded,
+        printed and plotted; best.pt when the FID is the lowest so far."""
+        self._check_weights()
+        quality = {**sample_quality(images, labels, self.classifier, self.args.data_dir),
+                   **more}
+        self.history.setdefault("eval_train_minutes", []).append(
+            round(self.train_seconds / 60, 3))
+        record_quality(self.history, self.iteration, quality, self.out)
+        self.quality = quality
+        if quality["fid"] < self.best_fid:
+            self.best_fid = quality["fid"]
+            self._write_checkpoint("best.pt")
+
+    def save_checkpoint(self):
+        """checkpoint.pt: everything needed to resume the run exactly where it is."""
+        self._check_weights()
+        self._write_checkpoint("checkpoint.pt")
+        self.saved = (self.out / "checkpoint.pt", self.iteration)
+
+    def finish(self, parzen_images=None, **metrics):
         """metrics.json: the config and flags, iterations, training time, the last logged means,
-        the last and the best quality numbers and every evaluation (and with --parzen the Parzen
-        estimate), the script's own `metrics`, and the provenance (command, date, commit)."""
+        the last and the best quality numbers and every evaluation, the Parzen estimate of
+        `parzen_images` if given, the script's own `metrics`, and the provenance (command, date,
+        commit)."""
+        if self.out_of_time():
+            print(f"stopped at iteration {self.iteration} after --minutes {self.args.minutes} "
+                  f"of training")
         wall_seconds = time.perf_counter() - self.wall_started
         result = {"config": self.config, "flags": vars(self.args),
                   "iterations": self.iteration, "train_seconds": round(self.train_seconds, 1),
@@ -604,9 +649,8 @@ class TrainingRun:
                           classifier_sha256=self.classifier.sha256,
                           evaluations={key: value for key, value in self.history.items()
                                        if key.startswith("eval_")})
-            if self.args.parzen:
-                images, _ = self.draw(10000)
-                result.update(parzen_score(images, self.args.data_dir))
+            if parzen_images is not None:
+                result.update(parzen_score(parzen_images, self.args.data_dir))
                 print(f"Parzen log-likelihood {result['parzen_log_likelihood']:.1f} +- "
                       f"{result['parzen_standard_error']:.1f} "
                       f"(sigma {result['parzen_sigma']:.3f})")
@@ -640,40 +684,15 @@ class TrainingRun:
         raise UserError(f"training diverged at iteration {self.iteration}: {what}; {saved}. "
                         f"Try a lower --lr.")
 
-    def _save_snapshot(self, images, panels, ncol):
-        """A grid PNG, one more GIF frame, and the loss curves."""
-        self.gif_frames.append(image_grid(images, ncol=ncol))
-        save_grid(images, self.out / f"samples_{self.iteration:07d}.png", ncol=ncol)
-        save_gif(self.gif_frames, self.out / "progress.gif")
-        if self.history["iteration"]:   # once the first running means are logged
-            save_curves(self.history, self.out / "curves.png", panels=panels)
-
-    def _evaluate(self, also_measure):
-        """The quality numbers of draw(--eval-samples), recorded, printed and plotted."""
-        images, labels = self.draw(self.args.eval_samples)
-        quality = sample_quality(images, labels, self.classifier, self.args.data_dir)
-        if also_measure:
-            quality.update(also_measure())
-        self.history.setdefault("eval_train_minutes", []).append(
-            round(self.train_seconds / 60, 3))
-        record_quality(self.history, self.iteration, quality, self.out)
-        self.quality = quality
-        if quality["fid"] < self.best_fid:   # best.pt: the checkpoint of the lowest FID so far
-            self.best_fid = quality["fid"]
-            self._save_checkpoint("best.pt")
-
-    def _save_checkpoint(self, name="checkpoint.pt"):
-        """Everything needed to resume the run exactly where it is (or to generate from it)."""
-        path = self.out / name
+    def _write_checkpoint(self, name):
         save_checkpoint({
             "model": self.model, "config": self.config, "iteration": self.iteration,
             "train_seconds": self.train_seconds, "history": self.history,
             "fixed_input": self.fixed_input, "rng": torch.get_rng_state(),
             **gpu_random_state(self.device),
             **{key: network.state_dict() for key, network in self.networks.items()},
-            **{key: optimizer.state_dict() for key, optimizer in self.optimizers.items()}}, path)
-        if name == "checkpoint.pt":
-            self.saved = (path, self.iteration)
+            **{key: optimizer.state_dict() for key, optimizer in self.optimizers.items()}},
+            self.out / name)
 
 
 @torch.no_grad()
@@ -878,11 +897,14 @@ def load_checkpoint(path, model, config_keys=()):
     anything else is a UserError."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist")
+        raise UserError(f"checkpoint {path} " + ("is not a file" if path.exists()
+                                                 else "does not exist"))
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many kinds for a file that is not a checkpoint
-        raise UserError(f"{path}: not a readable checkpoint ({str(error).splitlines()[0]})")
+        # the first sentence of torch's message ("" for some errors: then the error's name)
+        first = (str(error).splitlines() or [type(error).__name__])[0].split(". ")[0]
+        raise UserError(f"{path}: not a readable checkpoint ({first})")
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise UserError(f"{path}: not a checkpoint of this project")
     if state["model"] != model:
@@ -901,8 +923,8 @@ def load_weights(network, weights, path):
     try:
         network.load_state_dict(weights)
     except RuntimeError as error:
-        raise UserError(f"{path}: its weights do not fit this network "
-                        f"({str(error).splitlines()[0]})")
+        first_line = (str(error).splitlines() or [type(error).__name__])[0]
+        raise UserError(f"{path}: its weights do not fit this network ({first_line})")
 
 
 # ---------------------------------------------------------------------------------------------

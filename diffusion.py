@@ -40,8 +40,8 @@ pushes each step further in the direction that makes the image more like class c
 plain conditional model; larger w gives more typical, less varied digits (the guidance figure).
 
 The U-Net (about a million parameters: small enough to train on a laptop CPU): 28x28 with 32
-channels -> 14x14, 64 -> 7x7, 128 (two blocks, where a 3x3 convolution sees the whole digit) ->
-back up, each level joined with the skip connection of its size. Each residual block is
+channels -> 14x14, 64 -> 7x7, 128 (two blocks, where a 3x3 convolution sees the whole digit;
+32x32, 16x16 and 8x8 for CIFAR-10) -> back up, each level joined with the skip connection of its size. Each residual block is
 GroupNorm -> SiLU -> conv, twice. The time t (sinusoidal features) and the class (one-hot, 11
 slots: ten digits and "no class") are joined and passed through a small MLP, and every block
 turns that embedding into a scale and a shift of its normalized features: the class can then
@@ -77,7 +77,8 @@ diffusion runs in the small latent space of an autoencoder instead of on the pix
    The empty prompt "<start> <end> <end> ..." means "no class" for classifier-free guidance.
    Stable Diffusion embeds its prompt with a frozen CLIP text encoder; here the token embeddings
    are learned with the denoiser. Each step is cheap, so the denoiser takes many of them with a
-   large learning rate (AdamW 2e-3) that falls linearly to 0 (--lr-decay linear): the weights
+   large learning rate (AdamW 2e-3) that falls linearly towards 0 over the run (--lr-decay
+   linear: over --iters, or over --minutes if the budget ends sooner): the weights
    settle at the end instead of jittering.
 4. Sampling walks the reverse process on the latent, then decodes once: x = D(z_0). Each step
    costs a 7x7 network instead of a 28x28 U-Net: that is what the latent space buys.
@@ -101,7 +102,8 @@ CLASSES = 10
 NO_CLASS = CLASSES            # the 11th slot of the one-hot label: "no class" (unconditional)
 # The defaults that differ between the pixel U-Net and the latent denoiser
 DEFAULTS = {"pixel": {"iters": 7000, "channels": 32, "lr": 5e-4, "lr_decay": "none"},
-            "latent": {"iters": 17000, "channels": 64, "lr": 2e-3, "lr_decay": "linear"}}
+            "latent": {"iters": 17000, "channels": 64, "lr": 2e-3, "lr_decay": "linear",
+                       "latent_channels": 4, "ae_iters": 1500}}
 
 
 def parse_args(argv=None):
@@ -122,13 +124,14 @@ def parse_args(argv=None):
     parser.add_argument("--lr", type=float, help="AdamW learning rate (default: 5e-4 pixel, 2e-3 "
                                                  "latent)")
     parser.add_argument("--lr-decay", choices=["none", "linear"],
-                        help="linear: the learning rate falls to 0 at --iters (default: none "
-                             "pixel, linear latent)")
-    parser.add_argument("--latent-channels", type=int, default=4,
-                        help="channels of the 7x7 latent (--space latent)")
-    parser.add_argument("--ae-iters", type=int, default=1500,
+                        help="linear: the learning rate falls linearly over the run, towards 0 "
+                             "at --iters, or at --minutes if the budget ends sooner (default: "
+                             "none pixel, linear latent)")
+    parser.add_argument("--latent-channels", type=int,
+                        help="channels of the 7x7 latent (--space latent; default 4)")
+    parser.add_argument("--ae-iters", type=int,
                         help="training steps of the autoencoder, before the diffusion model "
-                             "(--space latent)")
+                             "(--space latent; default 1500)")
     parser.add_argument("--p-uncond", type=float, default=0.1,
                         help="probability of dropping the label to 'no class' in training")
     parser.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
@@ -168,11 +171,14 @@ def parse_args(argv=None):
                                    f"not of --space {args.space}")
         args.space = space
     args.space = args.space or "pixel"
+    if args.space == "pixel" and (args.latent_channels, args.ae_iters) != (None, None):
+        parser.error("--latent-channels and --ae-iters are for --space latent")
     for key, value in DEFAULTS[args.space].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     common.check_run_arguments(parser, args, positive=(
-        "timesteps", "channels", "iters", "batch_size", "steps", "latent_channels", "ae_iters"))
+        "timesteps", "channels", "iters", "batch_size", "steps")
+        + (("latent_channels", "ae_iters") if args.space == "latent" else ()))
     if args.channels % 8:
         parser.error("--channels must be a multiple of 8 (GroupNorm uses 8 groups)")
     return args
@@ -291,15 +297,15 @@ class UNet(nn.Module):
         check_labels(labels)
         one_hot = F.one_hot(labels, CLASSES + 1).float()                          # (B, 11)
         embedding = self.embed(torch.cat([timestep_embedding(t, self.time_dim), one_hot], 1))
-        skip1 = self.down1(self.conv_in(x), embedding)                            # (B, c1, 28, 28)
-        skip2 = self.down2(self.downsample1(skip1), embedding)                    # (B, c2, 14, 14)
-        h = self.middle1(self.downsample2(skip2), embedding)                      # (B, c3, 7, 7)
+        skip1 = self.down1(self.conv_in(x), embedding)                            # (B, c1, H, W)
+        skip2 = self.down2(self.downsample1(skip1), embedding)                    # (B, c2, H/2, W/2)
+        h = self.middle1(self.downsample2(skip2), embedding)                      # (B, c3, H/4, W/4)
         h = self.middle2(h, embedding)
-        h = F.interpolate(h, size=skip2.shape[-2:], mode="nearest")               # (B, c3, 14, 14)
-        h = self.up2(torch.cat([h, skip2], 1), embedding)                         # (B, c2, 14, 14)
+        h = F.interpolate(h, size=skip2.shape[-2:], mode="nearest")               # (B, c3, H/2, W/2)
+        h = self.up2(torch.cat([h, skip2], 1), embedding)                         # (B, c2, H/2, W/2)
         h = F.interpolate(h, size=skip1.shape[-2:], mode="nearest")
-        h = self.up1(torch.cat([h, skip1], 1), embedding)                         # (B, c1, 28, 28)
-        return self.conv_out(h)                                                   # (B, C, 28, 28)
+        h = self.up1(torch.cat([h, skip1], 1), embedding)                         # (B, c1, H, W)
+        return self.conv_out(h)                                                   # (B, C, H, W)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,7 +314,8 @@ class UNet(nn.Module):
 class Autoencoder(nn.Module):
     """E: image (C, H, W) -> latent (latent_channels, H/4, W/4) and D: back. encode() and
     decode() apply and undo the scaling z = (E(x) - mu) / sigma; mu, sigma (and the largest |z|
-    of the training set, where sampling clips x0_hat) are buffers, saved with the weights."""
+    of the first 10,000 training latents, where sampling clips x0_hat) are buffers, saved with
+    the weights."""
 
     def __init__(self, image_channels=1, latent_channels=4, channels=64):
         super().__init__()
@@ -439,7 +446,8 @@ def train_step(model, optimizer, schedule, x0, labels, p_uncond):
 
 def train_autoencoder(autoencoder, train_images, iterations, batch_size=64, lr=2e-3):
     """Stage 1 of latent diffusion: minimize || x - D(E(x)) ||^2, then freeze the autoencoder and
-    set the scaling from the training set: mu and sigma of E(x) per channel, and the largest |z|.
+    set the scaling from the training set: mu and sigma of E(x) per channel, and the largest |z|
+    of its first 10,000 latents.
     Returns the scaled latents of the training set, the data of stage 2."""
     optimizer = torch.optim.AdamW(autoencoder.parameters(), lr, fused=True)
     progress = common.Progress(iterations, every=500)
@@ -515,7 +523,8 @@ def sample(model, schedule, x_T, labels, guidance=1.0, sampler="ddim", steps=50,
     """Run the reverse process from the noise x_T; with keep=K also return K snapshots of the chain
     (x_T first, x_0 last), for the denoising figure. With an autoencoder the chain runs on
     latents, and what is returned is decoded: x = D(z)."""
-    # x0_hat is clipped to the data's range: pixels lie in [-1, 1], latents within their largest |z|
+    # x0_hat is clipped to the data's range: pixels to [-1, 1], latents to the largest |z| of the
+    # first 10,000 training latents
     clip = 1.0 if autoencoder is None else autoencoder.latent_bound.item()
     decode = (lambda x: x) if autoencoder is None else autoencoder.decode
     timesteps = sampling_timesteps(schedule, sampler, steps)
@@ -549,28 +558,29 @@ def draw_samples(model, schedule, labels, shape, chunk=100, autoencoder=None, **
 # Figures of a trained model
 
 def save_figures(model, schedule, out, class_names, shape, guidance, device, autoencoder=None,
-                 digit=8):
-    """classes.png (one class per column), chain.png (x_T ... x_0 of one sample per class;
-    latents decoded) and guidance.png (the same digit from the same noise at w = 0, 0.5, 2, 4)."""
+                 digit=8, steps=50):
+    """classes.png (one class per column, DDIM with the run's --steps), chain.png (DDPM, x_T ...
+    x_0 of one sample per class; latents decoded) and guidance.png (the same digit from the same
+    noise at w = 0, 0.5, 1, 2, 4)."""
     model.eval()
     generator = torch.Generator(device="cpu").manual_seed(1)   # the same noise in every figure
     noise = torch.randn(CLASSES * CLASSES, *shape, generator=generator).to(device)
     labels = torch.arange(CLASSES, device=device).repeat(CLASSES)
-    images = sample(model, schedule, noise, labels, guidance, autoencoder=autoencoder)
+    images = sample(model, schedule, noise, labels, guidance, steps=steps, autoencoder=autoencoder)
     common.save_labeled_grid(images, class_names, out / "classes.png",
-                             title=f"one class per column (DDIM 50 steps, guidance {guidance})")
+                             title=f"one class per column (DDIM {steps} steps, guidance {guidance})")
     _, chain = sample(model, schedule, noise[:CLASSES], labels[:CLASSES], guidance,
                       sampler="ddpm", keep=11, autoencoder=autoencoder)
-    # rows: one class each; columns: x_T, ..., x_0 at 11 evenly spaced points of the 1000 steps
+    # rows: one class each; columns: x_T, ..., x_0 at 11 evenly spaced points of the T steps
     rows = torch.stack(chain, dim=1).flatten(0, 1)
     common.save_labeled_grid(rows, [""] * 11, out / "chain.png",
                              title=f"DDPM, x_T (noise, left) to x_0 (right) at 11 evenly spaced "
                                    f"points of the {schedule.timesteps} steps; a class per row"
                                    + ("; each latent decoded" if autoencoder else ""))
-    weights = [0, 0.5, 2, 4]
+    weights = [0, 0.5, 1, 2, 4]
     digits = torch.full((CLASSES,), digit, device=device)
-    rows = torch.cat([sample(model, schedule, noise[:CLASSES], digits, w, autoencoder=autoencoder)
-                      for w in weights])
+    rows = torch.cat([sample(model, schedule, noise[:CLASSES], digits, w, steps=steps,
+                             autoencoder=autoencoder) for w in weights])
     common.save_labeled_grid(rows, [""] * CLASSES, out / "guidance.png",
                              row_titles=[f"w = {w}" for w in weights],
                              title=f"class {class_names[digit]}, the same noise per column")
@@ -653,10 +663,10 @@ def train(args):
     networks = {"denoiser": model, "ema_model": ema_model}
     if autoencoder is not None:
         networks["autoencoder"] = autoencoder.to(device)
-    fixed_noise = run.track(networks, {"optimizer": optimizer}, fixed_noise)
+    run.track(networks, {"optimizer": optimizer}, fixed_noise)
     if autoencoder is not None:   # stage 1; from here on the data are the latents z
         train_data = first_stage(run, autoencoder, train_data, args)
-        if args.minutes and run.train_seconds >= args.minutes * 60:
+        if run.out_of_time():
             raise common.UserError(f"the autoencoder took {run.train_seconds / 60:.1f} minutes, "
                                    f"all of --minutes {args.minutes}: no time is left for "
                                    f"diffusion; raise --minutes or lower --ae-iters")
@@ -668,22 +678,36 @@ def train(args):
         return draw_samples(ema_model, schedule, wanted, diffused_shape(config),
                             autoencoder=autoencoder, **sampling), wanted
 
-    for iteration in run.iterations(
-            lambda: sample(ema_model, schedule, fixed_noise, grid_labels, autoencoder=autoencoder,
-                           **sampling), draw=draw, panels=[["loss"]], ncol=CLASSES):
+    @torch.no_grad()
+    def snapshot():         # the fixed noises, denoised: a class per column
+        return sample(ema_model, schedule, fixed_noise, grid_labels, autoencoder=autoencoder,
+                      **sampling)
+
+    for iteration in range(run.start + 1, args.iters + 1):
+        started = time.perf_counter()
         x0, labels = common.sample_batch(train_data, args.batch_size, train_labels)
         if args.lr_decay == "linear":
-            common.decay_learning_rate([optimizer], args.lr, iteration, args.iters)
+            common.decay_learning_rate([optimizer], args.lr, run.done(iteration))
         loss = train_step(model, optimizer, schedule, x0, labels, config["p_uncond"])
         # EMA with a warm-up, decay min(ema, (1 + i) / (10 + i)): a short run is not dominated
         # by the random initial weights
         common.ema_update(ema_model, model, min(args.ema, (1 + iteration) / (10 + iteration)))
-        run.log(loss=loss)
+        run.log(iteration, time.perf_counter() - started, loss=loss)
+
+        if run.due(iteration, args.sample_every):          # a grid, a GIF frame, the curve
+            run.save_snapshot(snapshot(), [["loss"]], ncol=CLASSES)
+        if run.classifier is not None and run.due(iteration, args.eval_every):
+            run.evaluate(*draw(args.eval_samples))          # FID, entropy, conditional accuracy
+        if run.due(iteration, args.checkpoint_every):
+            run.save_checkpoint()
+        if run.finished(iteration):                        # --iters, or --minutes spent
+            break
 
     save_figures(ema_model, schedule, run.out, common.DATASETS[config["dataset"]]["classes"],
-                 diffused_shape(config), args.guidance, device, autoencoder)
-    return run.finish(parameters=sum(p.numel() for p in model.parameters()), sampling=sampling,
-                      autoencoder=run.history.get("autoencoder"))
+                 diffused_shape(config), args.guidance, device, autoencoder, steps=args.steps)
+    return run.finish(parzen_images=draw(10000)[0] if args.parzen and run.classifier is not None
+                      else None, parameters=sum(p.numel() for p in model.parameters()),
+                      sampling=sampling, autoencoder=run.history.get("autoencoder"))
 
 
 def load_model(path, device):

@@ -36,14 +36,16 @@ convolutions with LeakyReLU in D; the same loop, for 28x28 (MNIST, Fashion-MNIST
 tell the two kinds of batch apart by their statistics instead of judging each image.
 
 Samples are drawn from an exponential moving average (EMA) of G's weights,
-theta_ema <- decay * theta_ema + (1 - decay) * theta, which averages away the oscillation of the
-adversarial game and removes much of the speckle noise of the raw generator (--ema 0 turns it off).
---lr-decay linear lowers both learning rates to 0 at --iters.
+theta_ema <- decay * theta_ema + (1 - decay) * theta, which averages over the step-to-step
+oscillation of the adversarial game (--ema 0 samples the raw generator).
+--lr-decay linear lowers both learning rates linearly towards 0 over the run: over --iters, or
+over --minutes if that budget ends sooner.
 
     python gan.py --loss logistic                       # 20,000 iterations on MNIST
     python gan.py --checkpoint runs/gan/X/checkpoint.pt --generate 1000 --out samples.npz
 """
 import copy
+import time
 from pathlib import Path
 
 import torch
@@ -65,7 +67,8 @@ def parse_args(argv=None):
     parser.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate, both nets")
     parser.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (0.5 as in DCGAN)")
     parser.add_argument("--lr-decay", choices=["none", "linear"], default="none",
-                        help="linear: the learning rate falls to 0 at --iters (for long runs)")
+                        help="linear: the learning rate falls linearly over the run, towards 0 "
+                             "at --iters, or at --minutes if the budget ends sooner (long runs)")
     parser.add_argument("--d-dropout", type=float, default=None,
                         help="dropout rate in the MLP discriminator's hidden layers (default 0.3; "
                              "with 0, D memorizes the training images on long runs)")
@@ -233,33 +236,43 @@ def train(args):
     ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
     opt_g, opt_d = make_optimizers(generator, discriminator, args.lr, args.beta1)
     fixed_z = torch.randn(args.gif_samples, config["z_dim"], device=device)  # every GIF frame
-    fixed_z = run.track({"generator": generator, "discriminator": discriminator,
-                         "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_d": opt_d}, fixed_z)
+    run.track({"generator": generator, "discriminator": discriminator,
+               "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_d": opt_d}, fixed_z)
 
+    @torch.no_grad()
     def snapshot():         # G_ema(fixed z); a DCGAN's batch norms get its own statistics
         common.standing_statistics(ema_generator, config["z_dim"])
         return ema_generator(fixed_z)
 
     def draw(count):        # the samples that are measured: G_ema(z), no labels
         common.standing_statistics(ema_generator, config["z_dim"])
-        return common.draw_samples(ema_generator, count, config["z_dim"], device), None
+        return common.draw_samples(ema_generator, count, config["z_dim"], device)
 
-    def gap():              # does D judge digits, or remember the training images?
-        return {"d_overfitting_gap": overfitting_gap(discriminator, train_images, test_images)}
-
-    for iteration in run.iterations(snapshot, draw=draw, also_measure=gap,
-                                    panels=[["loss_d", "loss_g"], ["d_real", "d_fake"]]):
+    for iteration in range(run.start + 1, args.iters + 1):
+        started = time.perf_counter()
         real = common.sample_batch(train_images, args.batch_size)        # (B, C, H, W)
         z = torch.randn(args.batch_size, config["z_dim"], device=device)
         if args.lr_decay == "linear":   # the same for G and D
-            common.decay_learning_rate((opt_g, opt_d), args.lr, iteration, args.iters)
+            common.decay_learning_rate((opt_g, opt_d), args.lr, run.done(iteration))
         loss_d, loss_g, real_logits, fake_logits = train_step(
             generator, discriminator, opt_g, opt_d, real, z, config["loss"])
         common.ema_update(ema_generator, generator, args.ema)
         # D(x) and D(G(z)): the discriminator's mean belief that real and fake images are real
-        run.log(loss_d=loss_d, loss_g=loss_g, d_real=torch.sigmoid(real_logits).mean(),
-                d_fake=torch.sigmoid(fake_logits).mean())
-    return run.finish()
+        run.log(iteration, time.perf_counter() - started, loss_d=loss_d, loss_g=loss_g,
+                d_real=torch.sigmoid(real_logits).mean(), d_fake=torch.sigmoid(fake_logits).mean())
+
+        if run.due(iteration, args.sample_every):         # a grid, a GIF frame, the curves
+            run.save_snapshot(snapshot(), [["loss_d", "loss_g"], ["d_real", "d_fake"]])
+        if run.classifier is not None and run.due(iteration, args.eval_every):   # FID, entropy
+            # and D's overfitting gap: does it judge digits, or remember the training images?
+            run.evaluate(draw(args.eval_samples), d_overfitting_gap=overfitting_gap(
+                discriminator, train_images, test_images))
+        if run.due(iteration, args.checkpoint_every):
+            run.save_checkpoint()
+        if run.finished(iteration):                       # --iters, or --minutes spent
+            break
+    return run.finish(parzen_images=draw(10000) if args.parzen and run.classifier is not None
+                      else None)
 
 
 def generate(args):

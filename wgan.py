@@ -67,6 +67,7 @@ The networks of the course's exercise, sized for a CPU:
     python wgan.py --clip 0.1 --minutes 5            # see what a looser clip does
 """
 import copy
+import time
 import warnings
 
 import torch
@@ -79,7 +80,8 @@ import common
 def parse_args(argv=None):
     parser = common.argument_parser(__doc__, __file__)
     parser.add_argument("--dataset", choices=list(common.DATASETS), default="mnist")
-    parser.add_argument("--z-dim", type=int, default=100, help="latent size, 50-200")
+    parser.add_argument("--z-dim", type=int, default=100, help="latent size, 50-200 (the range "
+                        "the DCGAN exercise of the course sets)")
     parser.add_argument("--iters", type=int, default=100000, help="most generator iterations")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--loss", choices=["wasserstein", "gan"], default="wasserstein",
@@ -87,7 +89,8 @@ def parse_args(argv=None):
                              "discriminator")
     parser.add_argument("--n-critic", type=int, help="critic (or D) steps per G step (default "
                         "2 with clipping, else 1; the WGAN papers: 5)")
-    parser.add_argument("--clip", type=float, default=0.01, help="critic weights in [-c, c]")
+    parser.add_argument("--clip", type=float, help="critic weights in [-c, c] (the clipped WGAN "
+                                                   "only; default 0.01)")
     parser.add_argument("--gradient-penalty", type=float, metavar="LAMBDA",
                         help="WGAN-GP with this weight instead of clipping (the paper: 10)")
     parser.add_argument("--lr", type=float, help="default 2e-4 (RMSprop, clipping), 5e-4 with "
@@ -100,8 +103,13 @@ def parse_args(argv=None):
                              checkpoint_every=1000, minutes=20.0)
     args = parser.parse_args(argv)
     if not 50 <= args.z_dim <= 200:
-        parser.error(f"--z-dim {args.z_dim}: the course's networks take 50-200")
+        parser.error(f"--z-dim {args.z_dim}: these networks take a latent of 50-200 numbers")
     clipped = args.loss == "wasserstein" and args.gradient_penalty is None
+    if args.clip is not None and not clipped:
+        parser.error("--clip is for the clipped WGAN (--loss wasserstein without "
+                     "--gradient-penalty)")
+    if clipped and args.clip is None:
+        args.clip = 0.01
     if args.n_critic is None:
         args.n_critic = 2 if clipped else 1
     if args.lr is None:   # Adam for the GAN and WGAN-GP, RMSprop for the clipped WGAN
@@ -109,7 +117,7 @@ def parse_args(argv=None):
     if args.critic_lr is None:
         args.critic_lr = args.lr
     common.check_run_arguments(parser, args, positive=("iters", "batch_size", "n_critic"))
-    if args.clip <= 0:
+    if clipped and args.clip <= 0:
         parser.error("--clip must be positive")
     if not 0 <= args.dropout < 1:
         parser.error("--dropout must be in [0, 1)")
@@ -254,7 +262,7 @@ def train_step(generator, critic, opt_g, opt_f, train_images, batch_size, config
 
 def make_optimizers(generator, critic, config):
     """Adam for the GAN (as in gan.py), RMSprop for the clipped WGAN, Adam(0, 0.9) for WGAN-GP."""
-    lr, critic_lr = config["lr"], config.get("critic_lr", config["lr"])
+    lr, critic_lr = config["lr"], config["critic_lr"]
     if config["loss"] == "gan":
         return (torch.optim.Adam(generator.parameters(), lr, (0.5, 0.999), fused=True),
                 torch.optim.Adam(critic.parameters(), critic_lr, (0.5, 0.999), fused=True))
@@ -284,7 +292,7 @@ def train(args):
               "gradient_penalty": args.gradient_penalty, "lr": args.lr,
               "critic_lr": args.critic_lr,
               "image_shape": list(common.DATASETS[args.dataset]["shape"])}
-    run = common.TrainingRun(args, "wgan", config)   # with --resume, the checkpoint's config
+    run = common.TrainingRun(args, "wgan", config, log_every=50)   # --resume: its config
     config, device = run.config, run.device
     images, _ = common.load_dataset(config["dataset"], train=True, data_dir=args.data_dir)
     train_images = common.to_training_tensor(images, device)   # (N, C, H, W) in [-1, 1]
@@ -292,24 +300,36 @@ def train(args):
     ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
     opt_g, opt_f = make_optimizers(generator, critic, config)
     fixed_z = torch.randn(args.gif_samples, config["z_dim"], device=device)  # every GIF frame
-    fixed_z = run.track({"generator": generator, "critic": critic,
-                         "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_f": opt_f}, fixed_z)
+    run.track({"generator": generator, "critic": critic, "ema_generator": ema_generator},
+              {"opt_g": opt_g, "opt_f": opt_f}, fixed_z)
 
+    @torch.no_grad()
     def snapshot():         # G_ema(fixed z), with the batch-norm statistics of its own weights
         common.standing_statistics(ema_generator, config["z_dim"])
         return ema_generator(fixed_z)
 
     def draw(count):        # the samples that are measured: G_ema(z), no labels
         common.standing_statistics(ema_generator, config["z_dim"])
-        return common.draw_samples(ema_generator, count, config["z_dim"], device), None
+        return common.draw_samples(ema_generator, count, config["z_dim"], device)
 
     panels = [["loss_d"], ["loss_g"]] if config["loss"] == "gan" else [["wasserstein"], ["loss_g"]]
-    for _ in run.iterations(snapshot, panels, draw=draw, log_every=50):
+    for iteration in range(run.start + 1, args.iters + 1):
+        started = time.perf_counter()
         numbers = train_step(generator, critic, opt_g, opt_f, train_images, args.batch_size,
                              config)
         common.ema_update(ema_generator, generator, args.ema)
-        run.log(**numbers)
-    return run.finish(variant=variant(config))
+        run.log(iteration, time.perf_counter() - started, **numbers)
+
+        if run.due(iteration, args.sample_every):          # a grid, a GIF frame, the curves
+            run.save_snapshot(snapshot(), panels)
+        if run.classifier is not None and run.due(iteration, args.eval_every):
+            run.evaluate(draw(args.eval_samples))           # FID, class entropy; best.pt
+        if run.due(iteration, args.checkpoint_every):
+            run.save_checkpoint()
+        if run.finished(iteration):                        # --iters, or --minutes spent
+            break
+    return run.finish(parzen_images=draw(10000) if args.parzen and run.classifier is not None
+                      else None, variant=variant(config))
 
 
 def generate(args):

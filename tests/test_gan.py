@@ -207,17 +207,26 @@ def test_time_limit_stops_training(tiny_data, tiny_classifier, tmp_path):
     assert common.load_checkpoint(tmp_path / "t" / "checkpoint.pt", "gan")["iteration"] == 1
 
 
+def fake_clock(monkeypatch):
+    """time.perf_counter() one second later at every reading: each training step, timed by two
+    readings, takes exactly one second."""
+    ticks = iter(range(10 ** 9))
+    monkeypatch.setattr(time, "perf_counter", lambda: float(next(ticks)))
+
+
 def test_time_limit_counts_training_only(tiny_data, tiny_classifier, tmp_path, monkeypatch):
     """An evaluation that takes longer than the whole budget does not end the run early."""
+    fake_clock(monkeypatch)
     measure = common.sample_quality
 
     def slow_quality(*args, **kwargs):
-        time.sleep(0.5)
+        for _ in range(100):                         # 100 seconds on the fake clock
+            time.perf_counter()
         return measure(*args, **kwargs)
     monkeypatch.setattr(common, "sample_quality", slow_quality)
-    # 1.2 s of training is ample for 6 tiny steps; with the evaluations counted, the budget would
-    # run out after 3 of them
-    run_gan("--data-dir", tiny_data, "--iters", 6, "--batch-size", 4, "--minutes", 0.02,
+    # six one-second steps fit the 6.6-second budget; with the evaluations counted, the budget
+    # would run out at the first of them
+    run_gan("--data-dir", tiny_data, "--iters", 6, "--batch-size", 4, "--minutes", 0.11,
             "--eval-every", 1, "--out", tmp_path / "t", "--classifier", tiny_classifier,
             "--eval-samples", 10)
     assert json.loads((tmp_path / "t" / "metrics.json").read_text())["iterations"] == 6
@@ -231,6 +240,17 @@ def test_linear_lr_decay(tiny_data, tmp_path, lr):
     # lr_i = lr (1 - (i - 1) / iters): the last of 4 steps used lr / 4
     for key in ("opt_g", "opt_d"):
         assert state[key]["param_groups"][0]["lr"] == pytest.approx(lr / 4)
+
+
+def test_the_decay_follows_the_time_budget_when_it_ends_first(tiny_data, tmp_path, monkeypatch):
+    # one-second steps, a 6-second budget and 1,000 iterations asked: the run stops after step 6,
+    # which started with 5 of the 6 seconds spent, so its rate is lr (1 - 5/6), not lr (1 - 5/1000)
+    fake_clock(monkeypatch)
+    run_gan("--data-dir", tiny_data, "--dataset", "fashion", "--iters", 1000, "--batch-size", 4,
+            "--lr", 1e-3, "--lr-decay", "linear", "--minutes", 0.1, "--out", tmp_path / "d")
+    state = common.load_checkpoint(tmp_path / "d" / "checkpoint.pt", "gan")
+    assert state["iteration"] == 6
+    assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(1e-3 / 6)
 
 
 @pytest.mark.parametrize("dataset", ["fashion", "cifar10"])

@@ -132,3 +132,27 @@ def test_a_resumed_run_continues_the_random_stream(tiny_data, tmp_path):
     for key in ("generator", "critic", "ema_generator"):
         for name, tensor in straight[key].items():
             assert torch.equal(tensor, resumed[key][name]), (key, name)
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "junk", "another script's", "folder"])
+def test_a_damaged_checkpoint_is_one_line_and_exit_2(damage, tmp_path, capsys):
+    import wgan
+    path = tmp_path / "checkpoint.pt"
+    good = tmp_path / "good.pt"
+    common.save_checkpoint({"model": "gan" if damage == "another script's" else "wgan",
+                            "config": {"z_dim": 50}, "weights": torch.randn(1000)}, good)
+    if damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "truncated":
+        path.write_bytes(good.read_bytes()[:len(good.read_bytes()) // 2])
+    elif damage == "junk":
+        path.write_bytes(b"\x00\x01 not a checkpoint")
+    elif damage == "folder":
+        path.mkdir()
+    else:
+        path = good
+    with pytest.raises(SystemExit) as exit_info:
+        wgan.main(["--checkpoint", str(path), "--generate", "4", "--out", str(tmp_path / "s.npz")])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("error: ") and str(path) in error[0], error

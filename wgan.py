@@ -53,7 +53,8 @@ The networks of the course's exercise, sized for a CPU:
                    -> (16, 4s, 4s), conv -> (C, 4s, 4s), tanh; batch norm + ReLU between
                    (s = 7 for 28x28, 8 for 32x32): 1 dense + 3 conv layers
     discriminator  conv -> 16, conv -> 32, conv -> 64 channels (stride 2 each: 4x4 left),
-    or critic:     LeakyReLU and dropout (--dropout) after each, then dense -> 1 number:
+    or critic:     LeakyReLU and dropout (--dropout; none under the penalty) after each, then
+                   dense -> 1 number:
                    3 conv + 1 dense layers; layer norm after each convolution. Not batch
                    norm: the gradient penalty is taken per sample, and batch norm would mix the
                    samples of a batch (WGAN-GP's paper uses layer norm for that reason). It also
@@ -97,8 +98,10 @@ def parse_args(argv=None):
                                                  "--gradient-penalty, 2e-4 with --loss gan (Adam)")
     parser.add_argument("--critic-lr", type=float, help="the critic's (or D's) own learning rate "
                         "(default: --lr)")
-    parser.add_argument("--dropout", type=float, default=0.2,
-                        help="dropout after each convolution of the critic or discriminator")
+    parser.add_argument("--dropout", type=float,
+                        help="dropout after each convolution of the critic or discriminator "
+                             "(default 0.2; 0 with --gradient-penalty, whose penalty must see the "
+                             "critic of the loss, not another random sub-network)")
     common.add_run_arguments(parser, "wgan", sample_every=200, eval_every=1000,
                              checkpoint_every=1000, minutes=20.0)
     args = parser.parse_args(argv)
@@ -112,6 +115,8 @@ def parse_args(argv=None):
         args.clip = 0.01
     if args.n_critic is None:
         args.n_critic = 2 if clipped else 1
+    if args.dropout is None:
+        args.dropout = 0.0 if args.gradient_penalty else 0.2
     if args.lr is None:   # Adam for the GAN and WGAN-GP, RMSprop for the clipped WGAN
         args.lr = 5e-4 if args.gradient_penalty else 2e-4
     if args.critic_lr is None:

@@ -283,3 +283,9 @@ def test_without_dropout_the_penalty_and_the_loss_see_the_same_critic():
         _, critic = wgan.build_networks({**config(penalty=10.0), "dropout": dropout})
         critic.train()                                     # as in a critic step
         assert torch.equal(critic(images), critic(images)) is same
+    # by default: the penalty's critic is the loss's; the GAN's D keeps the course's dropout
+    for flags, same in ((["--gradient-penalty", "10"], True), (["--loss", "gan"], False)):
+        args = wgan.parse_args(flags)
+        _, critic = wgan.build_networks({**config(), "dropout": args.dropout})
+        critic.train()
+        assert torch.equal(critic(images), critic(images)) is same

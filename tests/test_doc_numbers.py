@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONSTANTS = {
     # log 10, log 2, 2 log 2 = log 4, 1/2; the Parzen estimate Goodfellow et al. report
     "2.303", "0.693", "1.386", "0.5", "225",
-    # Stable Diffusion's usual guidance scale s = 7.5, our w = 6.5
-    "7.5", "6.5",
+    # Stable Diffusion's usual guidance scale s = 7.5, our w = 6.5; the classifier's 420k weights
+    "7.5", "6.5", "420",
     # data: image sizes, set sizes, pixel range
     "28", "32", "784", "3072", "255", "60000", "50000", "10000", "1000", "2000", "16", "49", "64",
     "100", "128", "256", "512", "1024", "4", "7", "8", "14",

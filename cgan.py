@@ -64,12 +64,7 @@ def parse_args(argv=None):
     parser.add_argument("--class-name", help="generate only this class, by name (Fashion-MNIST)")
     args = parser.parse_args(argv)
     common.check_run_arguments(parser, args, positive=("z_dim", "iters", "batch_size"))
-    if args.d_dropout is None:
-        args.d_dropout = 0.3 if args.arch == "mlp" else 0.0
-    elif args.arch != "mlp" and args.d_dropout:
-        parser.error("--d-dropout is for the MLP discriminator (--arch mlp)")
-    elif not 0 <= args.d_dropout < 1:
-        parser.error("--d-dropout must be in [0, 1)")
+    common.check_d_dropout(parser, args)
     if args.gif_samples % CLASSES:
         parser.error(f"--gif-samples {args.gif_samples}: one class per column needs a multiple "
                      f"of {CLASSES}")

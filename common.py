@@ -6,10 +6,9 @@ way. It imports no script.
 
     errors       UserError, exit_on_user_error (one line, no traceback)
     data         load_dataset, to_training_tensor, sample_batch, file_digest
-    run          argument_parser, add_run_arguments, check_run_arguments, pick_device,
-                 seed_everything, ema_update, standing_statistics, Progress, TrainingRun (what a
-                 training loop does besides learning),
-                 draw_samples, class_labels, save_samples, save_class_samples
+    run          argument_parser, add_run_arguments, check_run_arguments, check_d_dropout,
+                 pick_device, seed_everything, ema_update, standing_statistics, Progress,
+                 TrainingRun (what a training loop does besides learning), draw_samples, class_labels, save_samples, save_class_samples
     figures      atomic_path, make_run_dir, image_grid, save_grid, save_labeled_grid, save_gif,
                  save_curves, pyplot, save_figure, write_json (every file whole or not at all),
                  provenance (command, date, commit and machine of a result)
@@ -346,6 +345,17 @@ def check_run_arguments(parser, args, positive=()):
         parser.error("--minutes must be >= 0")
     if args.generate is not None and (args.generate < 1 or not args.out):
         parser.error("--generate needs N >= 1 and --out FILE.npz")
+
+
+def check_d_dropout(parser, args):
+    """--d-dropout of gan.py and cgan.py: 0.3 by default for their MLP discriminator (it keeps D
+    from memorizing the training images), refused with a convolutional one (--arch)."""
+    if args.d_dropout is None:
+        args.d_dropout = 0.3 if args.arch == "mlp" else 0.0
+    elif args.arch != "mlp" and args.d_dropout:
+        parser.error("--d-dropout is for the MLP discriminator (--arch mlp)")
+    elif not 0 <= args.d_dropout < 1:
+        parser.error("--d-dropout must be in [0, 1)")
 
 
 def pick_device(name=None):

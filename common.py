@@ -8,7 +8,8 @@ way. It imports no script.
     data         load_dataset, to_training_tensor, sample_batch, file_digest
     run          argument_parser, add_run_arguments, check_run_arguments, check_d_dropout,
                  pick_device, seed_everything, ema_update, standing_statistics, Progress,
-                 TrainingRun (what a training loop does besides learning), draw_samples, class_labels, save_samples, save_class_samples
+                 TrainingRun (what a training loop does besides learning), draw_samples,
+                 class_labels, save_samples, save_class_samples
     figures      atomic_path, make_run_dir, image_grid, save_grid, save_labeled_grid, save_gif,
                  save_curves, pyplot, save_figure, write_json (every file whole or not at all),
                  provenance (command, date, commit and machine of a result)

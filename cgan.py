@@ -259,11 +259,9 @@ def train(args):
         if run.finished(iteration):                         # --iters, or --minutes spent
             break
 
-    with torch.no_grad():
-        common.save_labeled_grid(ema_generator(fixed_z, grid_labels),
-                                 common.DATASETS[config["dataset"]]["classes"],
-                                 run.out / "classes.png", title="one class per column, one "
-                                 f"latent z per row ({iteration} it)")
+    common.save_labeled_grid(snapshot(), common.DATASETS[config["dataset"]]["classes"],
+                             run.out / "classes.png",
+                             title=f"one class per column, one latent z per row ({iteration} it)")
     return run.finish(parzen_images=draw(10000)[0] if args.parzen and run.classifier is not None
                       else None)
 

@@ -299,7 +299,7 @@ def argument_parser(docstring, script_file):
 
 
 def add_run_arguments(parser, script, sample_every, eval_every, checkpoint_every, minutes=0.0,
-                      gif_samples=64):
+                      gif_samples=64, eval_samples=10000):
     """The flags every generative script shares: data, device, seed, outputs, time budget,
     evaluation, checkpoints, resume and the --generate mode."""
     parser.add_argument("--data-dir", help="data folder (default: $DATA_DIR, else ./data)")
@@ -317,7 +317,8 @@ def add_run_arguments(parser, script, sample_every, eval_every, checkpoint_every
                         help="fixed samples in each grid and GIF frame")
     parser.add_argument("--eval-every", type=int, default=eval_every,
                         help="FID and class entropy during training (MNIST only)")
-    parser.add_argument("--eval-samples", type=int, default=10000, help="samples per evaluation")
+    parser.add_argument("--eval-samples", type=int, default=eval_samples,
+                        help="samples per evaluation")
     parser.add_argument("--parzen", action="store_true",
                         help="also the Parzen log-likelihood at the end (about a minute)")
     parser.add_argument("--classifier", help="another measuring classifier, for example one made "

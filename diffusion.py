@@ -97,6 +97,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import common
+import copy
+import math
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import common
 
 CLASSES = 10
 NO_CLASS = CLASSES            # the 11th slot of the one-hot label: "no class" (unconditional)
@@ -111,7 +120,8 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", choices=list(common.DATASETS), default="mnist")
     parser.add_argument("--space", choices=list(DEFAULTS),
                         help="diffuse the pixels, or the latent of an autoencoder trained first "
-                             "(Stable Diffusion in miniature); default pixel, or the checkpoint's")
+                             "(Stable Diffusion in miniature); default pixel, or with --checkpoint "
+                             "the checkpoint's")
     parser.add_argument("--timesteps", type=int, default=1000, help="T, the diffusion steps")
     parser.add_argument("--schedule", choices=["linear", "cosine"], default="linear",
                         help="betas linear from 1e-4 to 0.02, or the cosine alpha_bar")
@@ -133,54 +143,51 @@ def parse_args(argv=None):
                         help="training steps of the autoencoder, before the diffusion model "
                              "(--space latent; default 1500)")
     parser.add_argument("--p-uncond", type=float, default=0.1,
-                        help="probability of dropping the label to 'no class' in training")
+                        help="probability of dropping the label to 'no class' in training; 0 "
+                             "trains a plain conditional model, which cannot be guided")
     parser.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps")
-    parser.add_argument("--guidance", type=float, default=1.0,
+    parser.add_argument("--guidance", type=float,
                         help="classifier-free guidance w: 0 is the plain conditional model; a "
-                             "larger w gives more typical, less varied samples")
+                             "larger w gives more typical, less varied samples (default 1, or 0 "
+                             "for a model trained with --p-uncond 0)")
     parser.add_argument("--digit", type=int, metavar="D",
                         help="with --checkpoint: only class D, a 10x10 grid to --out FILE.png, "
                              "or N samples with --generate")
+    # each sample costs 50 network passes (x2 with guidance): 1,000 per evaluation
     common.add_run_arguments(parser, "diffusion", sample_every=500, eval_every=1750,
-                             checkpoint_every=500, gif_samples=100)
-    parser.set_defaults(eval_samples=1000)   # each sample costs 50 U-Net passes (x2 with CFG)
+                             checkpoint_every=500, gif_samples=100, eval_samples=1000)
     args = parser.parse_args(argv)
-    if args.timesteps < 2:
-        parser.error("--timesteps must be at least 2")
-    if args.steps > args.timesteps:
-        parser.error(f"--steps {args.steps}: at most --timesteps ({args.timesteps})")
-    if not 0 <= args.p_uncond <= 1:
-        parser.error("--p-uncond must be in [0, 1]")
-    if args.guidance < 0:
-        parser.error("--guidance must be >= 0")
-    if args.gif_samples % CLASSES:
-        parser.error(f"--gif-samples {args.gif_samples}: one class per column needs a multiple "
-                     f"of {CLASSES}")
-    if args.digit is not None and not 0 <= args.digit < CLASSES:
-        parser.error(f"--digit {args.digit}: a class must be in 0-{CLASSES - 1}")
-    if (args.generate is not None or args.digit is not None) and not args.checkpoint:
-        parser.error("--generate and --digit need --checkpoint CKPT")
-    if args.checkpoint and args.generate is None and args.digit is None:
-        parser.error("--checkpoint needs --generate N or --digit D")
-    saved = args.resume or args.checkpoint
-    if saved:   # a checkpoint decides the space; --space may only repeat it
-        space = common.load_checkpoint(saved, "diffusion")["config"].get("space", "pixel")
-        if args.space not in (None, space):
-            raise common.UserError(f"{saved} is a checkpoint of the {space}-space model, "
-                                   f"not of --space {args.space}")
-        args.space = space
-    args.space = args.space or "pixel"
+    if not args.checkpoint:   # generating, the checkpoint decides (generate() checks --space)
+        args.space = args.space or "pixel"
     if args.space == "pixel" and (args.latent_channels, args.ae_iters) != (None, None):
         parser.error("--latent-channels and --ae-iters are for --space latent")
-    for key, value in DEFAULTS[args.space].items():
+    for key, value in DEFAULTS[args.space or "pixel"].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     common.check_run_arguments(parser, args, positive=(
         "timesteps", "channels", "iters", "batch_size", "steps")
         + (("latent_channels", "ae_iters") if args.space == "latent" else ()))
-    if args.channels % 8:
-        parser.error("--channels must be a multiple of 8 (GroupNorm uses 8 groups)")
+    checks = [(args.timesteps < 2, "--timesteps must be at least 2"),
+              (args.steps > args.timesteps, f"--steps {args.steps}: at most --timesteps "
+                                            f"({args.timesteps})"),
+              (not 0 <= args.p_uncond <= 1, "--p-uncond must be in [0, 1]"),
+              (args.guidance is not None and args.guidance < 0, "--guidance must be >= 0"),
+              (args.p_uncond == 0 and bool(args.guidance) and not (args.resume or args.checkpoint),
+               "--guidance needs the unconditional model: a model trained with --p-uncond 0 "
+               "samples at --guidance 0 only"),
+              (args.channels % 8, "--channels must be a multiple of 8 (GroupNorm uses 8 groups)"),
+              (args.gif_samples % CLASSES, f"--gif-samples {args.gif_samples}: one class per "
+                                           f"column needs a multiple of {CLASSES}"),
+              (args.digit is not None and not 0 <= args.digit < CLASSES,
+               f"--digit {args.digit}: a class must be in 0-{CLASSES - 1}"),
+              ((args.generate is not None or args.digit is not None) and not args.checkpoint,
+               "--generate and --digit need --checkpoint CKPT"),
+              (args.checkpoint and args.generate is None and args.digit is None,
+               "--checkpoint needs --generate N or --digit D")]
+    for failed, message in checks:
+        if failed:
+            parser.error(message)
     return args
 
 
@@ -219,24 +226,26 @@ class NoiseSchedule:
             setattr(self, name, value.float().to(device))
 
     @staticmethod
-    def at(values, t):
-        """values[t] shaped (B, 1, 1, 1), to broadcast over images."""
-        return values[t].view(-1, 1, 1, 1)
+    def at(values, t, x):
+        """values[t] shaped (B, 1, ..., 1), to broadcast over a batch x of images (B, C, H, W)
+        or of points (B, D)."""
+        return values[t].view(-1, *[1] * (x.dim() - 1))
 
     def q_sample(self, x0, t, noise):
         """x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps."""
-        alpha_bar = self.at(self.alpha_bar, t)
+        alpha_bar = self.at(self.alpha_bar, t, x0)
         return alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise
 
     def predict_x0(self, x_t, t, eps):
         """x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)."""
-        alpha_bar = self.at(self.alpha_bar, t)
+        alpha_bar = self.at(self.alpha_bar, t, x_t)
         return (x_t - (1 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()
 
     def posterior_mean(self, x0, x_t, t):
         """Mean of q(x_{t-1} | x_t, x_0): beta_t sqrt(ab_{t-1}) / (1 - ab_t) x_0
         + (1 - ab_{t-1}) sqrt(alpha_t) / (1 - ab_t) x_t."""
-        return self.at(self.posterior_x0_coef, t) * x0 + self.at(self.posterior_xt_coef, t) * x_t
+        return (self.at(self.posterior_x0_coef, t, x0) * x0
+                + self.at(self.posterior_xt_coef, t, x_t) * x_t)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,7 +318,274 @@ class UNet(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-# Stable Diffusion in miniature: the autoencoder, the prompt, cross-attention, the latent denoiser
+# Training: predict the noise
+
+def drop_labels(labels, p_uncond):
+    """Each label replaced by NO_CLASS with probability p_uncond (classifier-free guidance)."""
+    dropped = torch.rand(labels.shape, device=labels.device) < p_uncond
+    return torch.where(dropped, torch.full_like(labels, NO_CLASS), labels)
+
+
+def train_step(model, optimizer, schedule, x0, labels, p_uncond):
+    t = torch.randint(schedule.timesteps, (len(x0),), device=x0.device)   # t ~ U{0, ..., T-1}
+    noise = torch.randn_like(x0)                                          # eps ~ N(0, I)
+    x_t = schedule.q_sample(x0, t, noise)
+    # L = || eps - eps_theta(x_t, t, c) ||^2, c dropped to "no class" with probability p_uncond
+    loss = F.mse_loss(model(x_t, t, drop_labels(labels, p_uncond)), noise)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling
+
+def guided_eps(model, x_t, t, labels, guidance):
+    """eps = (1 + w) eps(x_t, c) - w eps(x_t, no class); at w = 0 just eps(x_t, c)."""
+    if guidance == 0:
+        return model(x_t, t, labels)
+    both = model(torch.cat([x_t, x_t]), torch.cat([t, t]),                # one pass for both
+                 torch.cat([labels, torch.full_like(labels, NO_CLASS)]))
+    eps_cond, eps_uncond = both.chunk(2)
+    return (1 + guidance) * eps_cond - guidance * eps_uncond
+
+
+def ddpm_step(schedule, x_t, t, eps, noise, clip=1.0):
+    """x_{t-1} = mean of q(x_{t-1} | x_t, x0_hat) + sqrt(posterior variance) z (0 at t = 0).
+    x0_hat is clipped to the data's range [-clip, clip]: [-1, 1] for pixels."""
+    t_batch = torch.full((len(x_t),), t, device=x_t.device)
+    x0_hat = schedule.predict_x0(x_t, t_batch, eps).clamp(-clip, clip)
+    return (schedule.posterior_mean(x0_hat, x_t, t_batch)
+            + schedule.posterior_variance[t].sqrt() * noise)
+
+
+def ddim_step(schedule, x_t, t, t_prev, eps, clip=1.0):
+    """x_{t'} = sqrt(alpha_bar_{t'}) x0_hat + sqrt(1 - alpha_bar_{t'}) eps (eta = 0); t' = -1
+    means the end of the chain (alpha_bar = 1, so x_{t'} = x0_hat)."""
+    t_batch = torch.full((len(x_t),), t, device=x_t.device)
+    alpha_bar = schedule.alpha_bar[t]
+    alpha_bar_prev = schedule.alpha_bar[t_prev] if t_prev >= 0 else torch.ones_like(alpha_bar)
+    x0_hat = schedule.predict_x0(x_t, t_batch, eps).clamp(-clip, clip)   # the data's range
+    eps = (x_t - alpha_bar.sqrt() * x0_hat) / (1 - alpha_bar).sqrt()   # consistent with the clip
+    return alpha_bar_prev.sqrt() * x0_hat + (1 - alpha_bar_prev).sqrt() * eps
+
+
+def sampling_timesteps(schedule, sampler, steps):
+    """DDPM walks every t from T-1 down to 0; DDIM `steps` evenly spaced ones."""
+    if sampler == "ddpm":
+        return list(range(schedule.timesteps - 1, -1, -1))
+    return torch.linspace(schedule.timesteps - 1, 0, steps).round().long().unique_consecutive() \
+        .tolist()
+
+
+@torch.no_grad()
+def sample(model, schedule, x_T, labels, guidance=1.0, sampler="ddim", steps=50, keep=0,
+           clip=1.0):
+    """Run the reverse process from the noise x_T; with keep=K also return K snapshots of the chain
+    (x_T first, x_0 last), for the denoising figure. x0_hat is clipped to the data's range
+    [-clip, clip]: [-1, 1] for pixels."""
+    timesteps = sampling_timesteps(schedule, sampler, steps)
+    x, chain = x_T, [x_T]
+    keep_at = {round(i * (len(timesteps) - 1) / (keep - 1)) for i in range(1, keep)} if keep > 1 \
+        else set()
+    for index, t in enumerate(timesteps):
+        eps = guided_eps(model, x, torch.full((len(x),), t, device=x.device), labels, guidance)
+        if sampler == "ddpm":
+            x = ddpm_step(schedule, x, t, eps, torch.randn_like(x), clip)
+        else:
+            t_prev = timesteps[index + 1] if index + 1 < len(timesteps) else -1
+            x = ddim_step(schedule, x, t, t_prev, eps, clip)
+        if index in keep_at:
+            chain.append(x)
+    x = x.clamp(-clip, clip)
+    return (x, chain) if keep else x
+
+
+def draw_samples(model, schedule, labels, shape, chunk=100, **sampling):
+    """Samples for many labels, `chunk` at a time (eval mode, fresh noise of `shape`). Small
+    chunks keep the activations in the CPU cache, which makes each sample faster than in large
+    chunks."""
+    model.eval()
+    return torch.cat([sample(model, schedule, torch.randn(len(part), *shape, device=part.device),
+                             part, **sampling) for part in labels.split(chunk)])
+
+
+@torch.no_grad()
+def to_images(autoencoder, samples, chunk=100):
+    """The samples as images in [-1, 1]: pixels as they are; latents (Stable Diffusion in
+    miniature, below) decoded, x = D(z), `chunk` at a time."""
+    if autoencoder is None:
+        return samples
+    return torch.cat([autoencoder.decode(z) for z in samples.split(chunk)])
+
+
+def clip_range(autoencoder):
+    """Where sampling clips x0_hat: the pixels' [-1, 1], or the largest |z| of the first 10,000
+    training latents."""
+    return 1.0 if autoencoder is None else autoencoder.latent_bound.item()
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures of a trained model
+
+def save_figures(model, schedule, out, class_names, shape, guidance, device, autoencoder=None,
+                 digit=8, steps=50, can_guide=True):
+    """classes.png (one class per column, DDIM with the run's --steps), chain.png (DDPM, x_T ...
+    x_0 of one sample per class; latents decoded) and, for a model that learned the
+    unconditional eps, guidance.png (the same digit from the same noise at w = 0, 0.5, 1, 2, 4)."""
+    model.eval()
+    generator = torch.Generator(device="cpu").manual_seed(1)   # the same noise in every figure
+    noise = torch.randn(CLASSES * CLASSES, *shape, generator=generator).to(device)
+    labels = torch.arange(CLASSES, device=device).repeat(CLASSES)
+    clip = clip_range(autoencoder)
+    images = to_images(autoencoder, sample(model, schedule, noise, labels, guidance, steps=steps,
+                                           clip=clip))
+    common.save_labeled_grid(images, class_names, out / "classes.png",
+                             title=f"one class per column (DDIM {steps} steps, guidance {guidance})")
+    _, chain = sample(model, schedule, noise[:CLASSES], labels[:CLASSES], guidance,
+                      sampler="ddpm", keep=11, clip=clip)
+    # rows: one class each; columns: x_T, ..., x_0 at 11 evenly spaced points of the T steps
+    rows = torch.stack([to_images(autoencoder, x) for x in chain], dim=1).flatten(0, 1)
+    common.save_labeled_grid(rows, [""] * 11, out / "chain.png",
+                             title=f"DDPM, x_T (noise, left) to x_0 (right) at 11 evenly spaced "
+                                   f"points of the {schedule.timesteps} steps; a class per row"
+                                   + ("; each latent decoded" if autoencoder else ""))
+    if not can_guide:
+        return
+    weights = [0, 0.5, 1, 2, 4]
+    digits = torch.full((CLASSES,), digit, device=device)
+    rows = torch.cat([to_images(autoencoder, sample(model, schedule, noise[:CLASSES], digits, w,
+                                                    steps=steps, clip=clip)) for w in weights])
+    common.save_labeled_grid(rows, [""] * CLASSES, out / "guidance.png",
+                             row_titles=[f"w = {w}" for w in weights],
+                             title=f"class {class_names[digit]}, the same noise per column")
+
+
+# ---------------------------------------------------------------------------------------------
+# The training loop (both spaces; the latent model's first stage is in the next section)
+
+def build_networks(config):
+    """(denoiser, autoencoder or None): the U-Net on pixels, or the latent denoiser and its
+    autoencoder."""
+    if config["space"] == "pixel":
+        return UNet(config["image_shape"][0], config["channels"]), None
+    classes = common.DATASETS[config["dataset"]]["classes"]
+    return (LatentDenoiser(config["latent_channels"], classes, config["channels"]),
+            Autoencoder(config["image_shape"][0], config["latent_channels"]))
+
+
+def diffused_shape(config):
+    """The shape of what the diffusion runs on: the image, or the latent (C_z, H/4, W/4)."""
+    channels, height, width = config["image_shape"]
+    if config["space"] == "pixel":
+        return [channels, height, width]
+    return [config["latent_channels"], height // 4, width // 4]
+
+
+def run_config(args):
+    """What a checkpoint needs to rebuild the model."""
+    config = {"dataset": args.dataset, "space": args.space, "timesteps": args.timesteps,
+              "schedule": args.schedule, "channels": args.channels, "p_uncond": args.p_uncond,
+              "image_shape": list(common.DATASETS[args.dataset]["shape"])}
+    if args.space == "latent":
+        config.update(latent_channels=args.latent_channels, ae_iters=args.ae_iters)
+    return config
+
+
+def check_space(config, space, path):
+    """--space may only repeat the checkpoint's space."""
+    if space not in (None, config["space"]):
+        raise common.UserError(f"{path} is a checkpoint of the {config['space']}-space model, "
+                               f"not of --space {space}")
+
+
+def guidance_weight(args, config, path):
+    """--guidance, by default 1. A model trained with --p-uncond 0 never learned eps(x_t, no
+    class), so it samples at w = 0 only."""
+    if config["p_uncond"] > 0:
+        return 1.0 if args.guidance is None else args.guidance
+    if args.guidance:
+        raise common.UserError(f"--guidance {args.guidance}: {path or 'this model'} was trained "
+                               f"with --p-uncond 0 and cannot be guided; use --guidance 0")
+    return 0.0
+
+
+def train(args):
+    if args.resume:   # --space must repeat the checkpoint's
+        check_space(common.load_checkpoint(args.resume, "diffusion")["config"], args.space,
+                    args.resume)
+    run = common.TrainingRun(args, "diffusion", run_config(args))   # --resume: the checkpoint's
+    config, device = run.config, run.device
+    images, labels = common.load_dataset(config["dataset"], train=True, data_dir=args.data_dir)
+    train_data = common.to_training_tensor(images, device)     # (N, C, H, W) in [-1, 1]
+    train_labels = torch.from_numpy(labels).to(device)          # (N,)
+    schedule = NoiseSchedule(config["timesteps"], config["schedule"], device)
+    model, autoencoder = build_networks(config)
+    # channels-last memory layout: the convolutions of a training step run faster with it on a CPU
+    model = model.to(device, memory_format=torch.channels_last)
+    ema_model = copy.deepcopy(model).eval().requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), args.lr, fused=True)
+    # The GIF: the same starting noises (row = noise, column = class), DDIM is deterministic,
+    # so every frame shows the same samples as the model learns.
+    shape = diffused_shape(config)                  # (C, H, W) of an image, or of a latent
+    fixed_noise = torch.randn(args.gif_samples, *shape, device=device)
+    networks = {"denoiser": model, "ema_model": ema_model}
+    if autoencoder is not None:   # stage 1 (below); from here on the data are the latents z
+        networks["autoencoder"] = autoencoder.to(device)
+    run.track(networks, {"optimizer": optimizer}, fixed_noise)
+    if autoencoder is not None:
+        train_data = first_stage(run, autoencoder, train_data, args)
+    grid_labels = torch.arange(CLASSES, device=device).repeat(len(fixed_noise) // CLASSES)
+    sampling = {"guidance": guidance_weight(args, config, args.resume), "sampler": "ddim",
+                "steps": args.steps}
+    clip = clip_range(autoencoder)
+
+    for iteration in range(run.start + 1, args.iters + 1):
+        started = time.perf_counter()
+        x0, labels = common.sample_batch(train_data, args.batch_size, train_labels)
+        if args.lr_decay == "linear":
+            common.decay_learning_rate([optimizer], args.lr, run.done(iteration))
+        loss = train_step(model, optimizer, schedule, x0, labels, config["p_uncond"])
+        # EMA with a warm-up, decay min(ema, (1 + i) / (10 + i)): a short run is not dominated
+        # by the random initial weights
+        common.ema_update(ema_model, model, min(args.ema, (1 + iteration) / (10 + iteration)))
+        run.log(iteration, time.perf_counter() - started, loss=loss)
+
+        if run.due(iteration, args.sample_every):          # the fixed noises denoised: grid, GIF
+            run.save_snapshot(to_images(autoencoder, sample(
+                ema_model, schedule, fixed_noise, grid_labels, clip=clip, **sampling)),
+                [["loss"]], ncol=CLASSES)
+        if run.classifier is not None and run.due(iteration, args.eval_every):
+            run.evaluate(*draw(ema_model, schedule, autoencoder, shape, args.eval_samples,
+                               clip=clip, **sampling))   # FID, entropy, conditional accuracy
+        if run.due(iteration, args.checkpoint_every):
+            run.save_checkpoint()
+        if run.finished(iteration):                        # --iters, or --minutes spent
+            break
+
+    save_figures(ema_model, schedule, run.out, common.DATASETS[config["dataset"]]["classes"],
+                 shape, sampling["guidance"], device, autoencoder,
+                 steps=args.steps, can_guide=config["p_uncond"] > 0)
+    parzen_images = draw(ema_model, schedule, autoencoder, shape, 10000, clip=clip,
+                         **sampling)[0] if args.parzen and run.classifier is not None else None
+    return run.finish(parzen_images=parzen_images, sampling=sampling,
+                      parameters=sum(p.numel() for p in model.parameters()),
+                      autoencoder=run.history.get("autoencoder"))
+
+
+def draw(model, schedule, autoencoder, shape, count, **sampling):
+    """(images, labels): `count` samples to measure, their labels spread evenly over the
+    classes."""
+    wanted = common.class_labels(count, None, schedule.alpha_bar.device)
+    samples = draw_samples(model, schedule, wanted, shape, **sampling)
+    return to_images(autoencoder, samples), wanted
+
+
+# ---------------------------------------------------------------------------------------------
+# Stable Diffusion in miniature: the autoencoder, the prompt, cross-attention, the latent
+# denoiser and the first stage of training. The schedule, the training step, the samplers and
+# the training loop above run on its latents unchanged.
 
 class Autoencoder(nn.Module):
     """E: image (C, H, W) -> latent (latent_channels, H/4, W/4) and D: back. encode() and
@@ -375,11 +651,8 @@ class CrossAttention(nn.Module):
         tokens at each position."""
         queries = self.split_heads(self.to_query(self.norm(h).flatten(2).transpose(1, 2)))
         keys = self.split_heads(self.to_key(tokens))              # Q: (B, heads, H*W, d), K: L
-        # The scores laid out as (L, H*W), the softmax taken over the tokens (dim -2), the result
-        # handed back transposed: on a CPU a softmax along a last axis only L = 6 long is many
-        # times slower than along one that is not last.
-        scores = keys @ queries.transpose(-1, -2) / math.sqrt(queries.shape[-1])   # K Q^T
-        return scores.softmax(dim=-2).transpose(-1, -2)
+        scores = queries @ keys.transpose(-1, -2) / math.sqrt(queries.shape[-1])   # Q K^T
+        return scores.softmax(dim=-1)                                              # over tokens
 
     def forward(self, h, tokens):                      # (B, C, H, W), (B, L, token_dim)
         values = self.split_heads(self.to_value(tokens))                     # V: (B, heads, L, d)
@@ -423,27 +696,6 @@ class LatentDenoiser(nn.Module):
         return self.conv_out(h)
 
 
-# ---------------------------------------------------------------------------------------------
-# Training: predict the noise
-
-def drop_labels(labels, p_uncond):
-    """Each label replaced by NO_CLASS with probability p_uncond (classifier-free guidance)."""
-    dropped = torch.rand(labels.shape, device=labels.device) < p_uncond
-    return torch.where(dropped, torch.full_like(labels, NO_CLASS), labels)
-
-
-def train_step(model, optimizer, schedule, x0, labels, p_uncond):
-    t = torch.randint(schedule.timesteps, (len(x0),), device=x0.device)   # t ~ U{0, ..., T-1}
-    noise = torch.randn_like(x0)                                          # eps ~ N(0, I)
-    x_t = schedule.q_sample(x0, t, noise)
-    # L = || eps - eps_theta(x_t, t, c) ||^2, c dropped to "no class" with probability p_uncond
-    loss = F.mse_loss(model(x_t, t, drop_labels(labels, p_uncond)), noise)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.detach()
-
-
 def train_autoencoder(autoencoder, train_images, iterations, batch_size=64, lr=2e-3):
     """Stage 1 of latent diffusion: minimize || x - D(E(x)) ||^2, then freeze the autoencoder and
     set the scaling from the training set: mu and sigma of E(x) per channel, and the largest |z|
@@ -476,239 +728,41 @@ def encode_dataset(autoencoder, images):
     return torch.cat([autoencoder.encode(batch) for batch in images.split(1000)])
 
 
-# ---------------------------------------------------------------------------------------------
-# Sampling
-
-def guided_eps(model, x_t, t, labels, guidance):
-    """eps = (1 + w) eps(x_t, c) - w eps(x_t, no class); at w = 0 just eps(x_t, c)."""
-    if guidance == 0:
-        return model(x_t, t, labels)
-    both = model(torch.cat([x_t, x_t]), torch.cat([t, t]),                # one pass for both
-                 torch.cat([labels, torch.full_like(labels, NO_CLASS)]))
-    eps_cond, eps_uncond = both.chunk(2)
-    return (1 + guidance) * eps_cond - guidance * eps_uncond
-
-
-def ddpm_step(schedule, x_t, t, eps, noise, clip=1.0):
-    """x_{t-1} = mean of q(x_{t-1} | x_t, x0_hat) + sqrt(posterior variance) z (0 at t = 0).
-    x0_hat is clipped to the data's range [-clip, clip]: [-1, 1] for pixels."""
-    t_batch = torch.full((len(x_t),), t, device=x_t.device)
-    x0_hat = schedule.predict_x0(x_t, t_batch, eps).clamp(-clip, clip)
-    return (schedule.posterior_mean(x0_hat, x_t, t_batch)
-            + schedule.posterior_variance[t].sqrt() * noise)
-
-
-def ddim_step(schedule, x_t, t, t_prev, eps, clip=1.0):
-    """x_{t'} = sqrt(alpha_bar_{t'}) x0_hat + sqrt(1 - alpha_bar_{t'}) eps (eta = 0); t' = -1
-    means the end of the chain (alpha_bar = 1, so x_{t'} = x0_hat)."""
-    t_batch = torch.full((len(x_t),), t, device=x_t.device)
-    alpha_bar = schedule.alpha_bar[t]
-    alpha_bar_prev = schedule.alpha_bar[t_prev] if t_prev >= 0 else torch.ones_like(alpha_bar)
-    x0_hat = schedule.predict_x0(x_t, t_batch, eps).clamp(-clip, clip)   # the data's range
-    eps = (x_t - alpha_bar.sqrt() * x0_hat) / (1 - alpha_bar).sqrt()   # consistent with the clip
-    return alpha_bar_prev.sqrt() * x0_hat + (1 - alpha_bar_prev).sqrt() * eps
-
-
-def sampling_timesteps(schedule, sampler, steps):
-    """DDPM walks every t from T-1 down to 0; DDIM `steps` evenly spaced ones."""
-    if sampler == "ddpm":
-        return list(range(schedule.timesteps - 1, -1, -1))
-    return torch.linspace(schedule.timesteps - 1, 0, steps).round().long().unique_consecutive() \
-        .tolist()
-
-
-@torch.no_grad()
-def sample(model, schedule, x_T, labels, guidance=1.0, sampler="ddim", steps=50, keep=0,
-           autoencoder=None):
-    """Run the reverse process from the noise x_T; with keep=K also return K snapshots of the chain
-    (x_T first, x_0 last), for the denoising figure. With an autoencoder the chain runs on
-    latents, and what is returned is decoded: x = D(z)."""
-    # x0_hat is clipped to the data's range: pixels to [-1, 1], latents to the largest |z| of the
-    # first 10,000 training latents
-    clip = 1.0 if autoencoder is None else autoencoder.latent_bound.item()
-    decode = (lambda x: x) if autoencoder is None else autoencoder.decode
-    timesteps = sampling_timesteps(schedule, sampler, steps)
-    x, chain = x_T, [x_T]
-    keep_at = {round(i * (len(timesteps) - 1) / (keep - 1)) for i in range(1, keep)} if keep > 1 \
-        else set()
-    for index, t in enumerate(timesteps):
-        eps = guided_eps(model, x, torch.full((len(x),), t, device=x.device), labels, guidance)
-        if sampler == "ddpm":
-            x = ddpm_step(schedule, x, t, eps, torch.randn_like(x), clip)
-        else:
-            t_prev = timesteps[index + 1] if index + 1 < len(timesteps) else -1
-            x = ddim_step(schedule, x, t, t_prev, eps, clip)
-        if index in keep_at:
-            chain.append(x)
-    x = decode(x.clamp(-clip, clip))
-    return (x, [decode(z) for z in chain]) if keep else x
-
-
-def draw_samples(model, schedule, labels, shape, chunk=100, autoencoder=None, **sampling):
-    """Images in [-1, 1] for many labels, `chunk` at a time (eval mode, fresh noise of `shape`);
-    with an autoencoder the chain runs on latents, each decoded at the end. Small chunks keep
-    the activations in the CPU cache, which makes each image faster than in large chunks."""
-    model.eval()
-    return torch.cat([sample(model, schedule, torch.randn(len(part), *shape, device=part.device),
-                             part, autoencoder=autoencoder, **sampling)
-                      for part in labels.split(chunk)])
-
-
-# ---------------------------------------------------------------------------------------------
-# Figures of a trained model
-
-def save_figures(model, schedule, out, class_names, shape, guidance, device, autoencoder=None,
-                 digit=8, steps=50):
-    """classes.png (one class per column, DDIM with the run's --steps), chain.png (DDPM, x_T ...
-    x_0 of one sample per class; latents decoded) and guidance.png (the same digit from the same
-    noise at w = 0, 0.5, 1, 2, 4)."""
-    model.eval()
-    generator = torch.Generator(device="cpu").manual_seed(1)   # the same noise in every figure
-    noise = torch.randn(CLASSES * CLASSES, *shape, generator=generator).to(device)
-    labels = torch.arange(CLASSES, device=device).repeat(CLASSES)
-    images = sample(model, schedule, noise, labels, guidance, steps=steps, autoencoder=autoencoder)
-    common.save_labeled_grid(images, class_names, out / "classes.png",
-                             title=f"one class per column (DDIM {steps} steps, guidance {guidance})")
-    _, chain = sample(model, schedule, noise[:CLASSES], labels[:CLASSES], guidance,
-                      sampler="ddpm", keep=11, autoencoder=autoencoder)
-    # rows: one class each; columns: x_T, ..., x_0 at 11 evenly spaced points of the T steps
-    rows = torch.stack(chain, dim=1).flatten(0, 1)
-    common.save_labeled_grid(rows, [""] * 11, out / "chain.png",
-                             title=f"DDPM, x_T (noise, left) to x_0 (right) at 11 evenly spaced "
-                                   f"points of the {schedule.timesteps} steps; a class per row"
-                                   + ("; each latent decoded" if autoencoder else ""))
-    weights = [0, 0.5, 1, 2, 4]
-    digits = torch.full((CLASSES,), digit, device=device)
-    rows = torch.cat([sample(model, schedule, noise[:CLASSES], digits, w, steps=steps,
-                             autoencoder=autoencoder) for w in weights])
-    common.save_labeled_grid(rows, [""] * CLASSES, out / "guidance.png",
-                             row_titles=[f"w = {w}" for w in weights],
-                             title=f"class {class_names[digit]}, the same noise per column")
-
-
-# ---------------------------------------------------------------------------------------------
-# The training loop
-
-def build_networks(config):
-    """(denoiser, autoencoder or None): the U-Net on pixels, or the latent denoiser and its
-    autoencoder."""
-    if config.get("space", "pixel") == "pixel":
-        return UNet(config["image_shape"][0], config["channels"]), None
-    classes = common.DATASETS[config["dataset"]]["classes"]
-    return (LatentDenoiser(config["latent_channels"], classes, config["channels"]),
-            Autoencoder(config["image_shape"][0], config["latent_channels"]))
-
-
-def diffused_shape(config):
-    """The shape of what the diffusion runs on: the image, or the latent (C_z, H/4, W/4)."""
-    channels, height, width = config["image_shape"]
-    if config.get("space", "pixel") == "pixel":
-        return [channels, height, width]
-    return [config["latent_channels"], height // 4, width // 4]
-
-
 def first_stage(run, autoencoder, train_images, args):
-    """Latent mode: train the autoencoder (a resumed run loads it), measure how well it
-    reconstructs the test set, and return the scaled latents of the training set."""
-    if run.start == 0:
-        started = time.perf_counter()
-        latents = train_autoencoder(autoencoder, train_images, run.config["ae_iters"])
-        run.train_seconds += time.perf_counter() - started   # --minutes bounds both stages
-        images, labels = common.load_dataset(run.config["dataset"], train=False,
-                                             data_dir=args.data_dir)
-        test_images = common.to_training_tensor(images, run.device)
-        with torch.no_grad():
-            reconstructed = torch.cat([autoencoder.decode(autoencoder.encode(batch))
-                                       for batch in test_images.split(1000)])
-        numbers = {"train_minutes": round(run.train_seconds / 60, 3),
-                   "test_mse": F.mse_loss(reconstructed, test_images).item(),
-                   "compression": test_images[0].numel() / autoencoder.encoder(
-                       test_images[:1]).numel(),
-                   "parameters": sum(p.numel() for p in autoencoder.parameters())}
-        if run.classifier is not None:   # what the classifier reads in the reconstructions
-            quality = common.sample_quality(reconstructed, torch.from_numpy(labels),
-                                            run.classifier, args.data_dir)
-            numbers.update(fid=quality["fid"], accuracy=quality["conditional_accuracy"])
-        run.history["autoencoder"] = numbers
-        print(f"autoencoder: {numbers}")
-        return latents
-    return encode_dataset(autoencoder, train_images)   # resumed: the saved autoencoder
+    """Stage 1: train the autoencoder (a resumed run loads it), measure how well it reconstructs
+    the test set, and return the scaled latents of the training set, the data of stage 2.
+    --minutes bounds both stages."""
+    if run.start > 0:
+        return encode_dataset(autoencoder, train_images)   # resumed: the saved autoencoder
+    started = time.perf_counter()
+    latents = train_autoencoder(autoencoder, train_images, run.config["ae_iters"])
+    run.train_seconds += time.perf_counter() - started
+    if run.out_of_time():
+        raise common.UserError(f"the autoencoder took {run.train_seconds / 60:.1f} minutes, all "
+                               f"of --minutes {args.minutes}: no time is left for diffusion; "
+                               f"raise --minutes or lower --ae-iters")
+    images, labels = common.load_dataset(run.config["dataset"], train=False,
+                                         data_dir=args.data_dir)
+    test_images = common.to_training_tensor(images, run.device)
+    with torch.no_grad():
+        reconstructed = torch.cat([autoencoder.decode(autoencoder.encode(batch))
+                                   for batch in test_images.split(1000)])
+    numbers = {"train_minutes": round(run.train_seconds / 60, 3),
+               "test_mse": F.mse_loss(reconstructed, test_images).item(),
+               "compression": test_images[0].numel() / autoencoder.encoder(
+                   test_images[:1]).numel(),
+               "parameters": sum(p.numel() for p in autoencoder.parameters())}
+    if run.classifier is not None:   # what the classifier reads in the reconstructions
+        quality = common.sample_quality(reconstructed, torch.from_numpy(labels),
+                                        run.classifier, args.data_dir)
+        numbers.update(fid=quality["fid"], accuracy=quality["conditional_accuracy"])
+    run.history["autoencoder"] = numbers
+    print(f"autoencoder: {numbers}")
+    return latents
 
 
-def run_config(args):
-    """What a checkpoint needs to rebuild the model."""
-    config = {"dataset": args.dataset, "space": args.space, "timesteps": args.timesteps,
-              "schedule": args.schedule, "channels": args.channels, "p_uncond": args.p_uncond,
-              "image_shape": list(common.DATASETS[args.dataset]["shape"])}
-    if args.space == "latent":
-        config.update(latent_channels=args.latent_channels, ae_iters=args.ae_iters)
-    return config
-
-
-def train(args):
-    run = common.TrainingRun(args, "diffusion", run_config(args))   # --resume: the checkpoint's
-    config, device = run.config, run.device
-    images, labels = common.load_dataset(config["dataset"], train=True, data_dir=args.data_dir)
-    train_data = common.to_training_tensor(images, device)     # (N, C, H, W) in [-1, 1]
-    train_labels = torch.from_numpy(labels).to(device)          # (N,)
-    schedule = NoiseSchedule(config["timesteps"], config["schedule"], device)
-    model, autoencoder = build_networks(config)
-    # channels-last memory layout: the convolutions of a training step run faster with it on a CPU
-    model = model.to(device, memory_format=torch.channels_last)
-    ema_model = copy.deepcopy(model).eval().requires_grad_(False)
-    optimizer = torch.optim.AdamW(model.parameters(), args.lr, fused=True)
-    # The GIF: the same starting noises (row = noise, column = class), DDIM is deterministic,
-    # so every frame shows the same samples as the model learns.
-    fixed_noise = torch.randn(args.gif_samples, *diffused_shape(config), device=device)
-    networks = {"denoiser": model, "ema_model": ema_model}
-    if autoencoder is not None:
-        networks["autoencoder"] = autoencoder.to(device)
-    run.track(networks, {"optimizer": optimizer}, fixed_noise)
-    if autoencoder is not None:   # stage 1; from here on the data are the latents z
-        train_data = first_stage(run, autoencoder, train_data, args)
-        if run.out_of_time():
-            raise common.UserError(f"the autoencoder took {run.train_seconds / 60:.1f} minutes, "
-                                   f"all of --minutes {args.minutes}: no time is left for "
-                                   f"diffusion; raise --minutes or lower --ae-iters")
-    grid_labels = torch.arange(CLASSES, device=device).repeat(len(fixed_noise) // CLASSES)
-    sampling = {"guidance": args.guidance, "sampler": "ddim", "steps": args.steps}
-
-    def draw(count):        # the samples that are measured: labels spread evenly over classes
-        wanted = common.class_labels(count, None, device)
-        return draw_samples(ema_model, schedule, wanted, diffused_shape(config),
-                            autoencoder=autoencoder, **sampling), wanted
-
-    @torch.no_grad()
-    def snapshot():         # the fixed noises, denoised: a class per column
-        return sample(ema_model, schedule, fixed_noise, grid_labels, autoencoder=autoencoder,
-                      **sampling)
-
-    for iteration in range(run.start + 1, args.iters + 1):
-        started = time.perf_counter()
-        x0, labels = common.sample_batch(train_data, args.batch_size, train_labels)
-        if args.lr_decay == "linear":
-            common.decay_learning_rate([optimizer], args.lr, run.done(iteration))
-        loss = train_step(model, optimizer, schedule, x0, labels, config["p_uncond"])
-        # EMA with a warm-up, decay min(ema, (1 + i) / (10 + i)): a short run is not dominated
-        # by the random initial weights
-        common.ema_update(ema_model, model, min(args.ema, (1 + iteration) / (10 + iteration)))
-        run.log(iteration, time.perf_counter() - started, loss=loss)
-
-        if run.due(iteration, args.sample_every):          # a grid, a GIF frame, the curve
-            run.save_snapshot(snapshot(), [["loss"]], ncol=CLASSES)
-        if run.classifier is not None and run.due(iteration, args.eval_every):
-            run.evaluate(*draw(args.eval_samples))          # FID, entropy, conditional accuracy
-        if run.due(iteration, args.checkpoint_every):
-            run.save_checkpoint()
-        if run.finished(iteration):                        # --iters, or --minutes spent
-            break
-
-    save_figures(ema_model, schedule, run.out, common.DATASETS[config["dataset"]]["classes"],
-                 diffused_shape(config), args.guidance, device, autoencoder, steps=args.steps)
-    return run.finish(parzen_images=draw(10000)[0] if args.parzen and run.classifier is not None
-                      else None, parameters=sum(p.numel() for p in model.parameters()),
-                      sampling=sampling, autoencoder=run.history.get("autoencoder"))
-
+# ---------------------------------------------------------------------------------------------
+# Sampling from a checkpoint
 
 def load_model(path, device):
     """(EMA denoiser, its schedule, its config, its autoencoder or None) from a checkpoint."""
@@ -728,15 +782,18 @@ def generate(args):
     10x10 grid of that class. Prints the time per sample of the chosen sampler."""
     device = common.pick_device(args.device)
     model, schedule, config, autoencoder = load_model(args.checkpoint, device)
+    check_space(config, args.space, args.checkpoint)
+    guidance = guidance_weight(args, config, args.checkpoint)
     common.seed_everything(args.seed)
     labels = common.class_labels(args.generate or 100, args.digit, device)
     started = time.perf_counter()
-    images = draw_samples(model, schedule, labels, diffused_shape(config), guidance=args.guidance,
-                          sampler=args.sampler, steps=args.steps, autoencoder=autoencoder)
+    images = to_images(autoencoder, draw_samples(
+        model, schedule, labels, diffused_shape(config), guidance=guidance, sampler=args.sampler,
+        steps=args.steps, clip=clip_range(autoencoder)))
     seconds = time.perf_counter() - started
     steps = len(sampling_timesteps(schedule, args.sampler, args.steps))
     print(f"{len(labels)} samples, {args.sampler.upper()} with {steps} steps, guidance "
-          f"{args.guidance}: {seconds:.1f} s ({seconds / len(labels) * 1000:.1f} ms per sample)")
+          f"{guidance}: {seconds:.1f} s ({seconds / len(labels) * 1000:.1f} ms per sample)")
     common.save_class_samples(images, labels, args, args.digit, args.digit)
 
 

@@ -4,7 +4,8 @@ asked digits.
 
 Prints one table row per setting: the conditional GAN; the pixel diffusion model with DDIM (50
 steps) at several guidance weights; the latent model (Stable Diffusion in miniature) likewise;
-and DDPM (all 1000 steps) against DDIM on the same labels. Every row draws labels 0-9 spread
+with --unguided, a model trained without label dropout, at w = 0 (problem 2(a) of the course:
+against the guided model's rows); and DDPM (all 1000 steps) against DDIM on the same labels. Every row draws labels 0-9 spread
 evenly, is timed in this one process (so the models are compared on the same machine and load),
 and is measured by common.sample_quality (FID at the row's N: compare FIDs only at equal N).
 Writes a figure of the same asked digits from the three models.
@@ -55,9 +56,9 @@ def diffusion_rows(name, path, guidances, default, labels, classifier, data_dir)
     for guidance in guidances:
         images = measure(f"{name}, DDIM 50 steps, w = {guidance:g}"
                          + (" (default)" if guidance == default else ""),
-                         lambda wanted: diffusion.draw_samples(
+                         lambda wanted: diffusion.to_images(autoencoder, diffusion.draw_samples(
                              model, schedule, wanted, diffusion.diffused_shape(config),
-                             autoencoder=autoencoder, guidance=guidance),
+                             guidance=guidance, clip=diffusion.clip_range(autoencoder))),
                          labels, classifier, data_dir, train_seconds)
         if guidance == default:
             kept = images
@@ -73,6 +74,8 @@ def main():
     parser.add_argument("--ddpm-samples", type=int, default=200,
                         help="N of the DDPM-against-DDIM rows (DDPM costs 1000 steps a sample; "
                              "0: no such rows)")
+    parser.add_argument("--unguided", help="diffusion.py checkpoint trained with --p-uncond 0 "
+                                           "(no label dropout): one row, at w = 0")
     parser.add_argument("--guidance", type=float, nargs="+", default=[0, 0.5, 1, 2, 4])
     parser.add_argument("--default-guidance", type=float, default=1.0)
     parser.add_argument("--figure", help="PNG of the same digits from the models")
@@ -99,6 +102,9 @@ def main():
         rows["latent diffusion"], _ = diffusion_rows(
             "latent diffusion", args.latent, args.guidance, args.default_guidance, labels,
             classifier, args.data_dir)
+    if args.unguided:
+        diffusion_rows("no label dropout (--p-uncond 0)", args.unguided, [0], None, labels,
+                       classifier, args.data_dir)
     model, schedule, config, _, train_seconds = pixel
     few = common.class_labels(args.ddpm_samples, None, "cpu")
     for sampler in ("ddim", "ddpm") if args.ddpm_samples else ():

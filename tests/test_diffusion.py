@@ -130,7 +130,7 @@ class Oracle(torch.nn.Module):
         self.schedule, self.x0 = schedule, x0
 
     def forward(self, x_t, t, labels):
-        alpha_bar = self.schedule.at(self.schedule.alpha_bar, t)
+        alpha_bar = self.schedule.at(self.schedule.alpha_bar, t, x_t)
         return (x_t - alpha_bar.sqrt() * self.x0) / (1 - alpha_bar).sqrt()
 
 
@@ -274,6 +274,24 @@ def test_train_resume_generate(tiny_data, tiny_classifier, tmp_path):
     assert np.load(tmp_path / "fours.npz")["labels"].tolist() == [4] * 3
     diffusion.main(["--checkpoint", str(out / "checkpoint.pt"), "--digit", "7", "--guidance", "0"])
     assert (out / "class_7.png").is_file()
+
+
+def test_a_model_without_label_dropout_samples_unguided_only(tiny_data, tmp_path, capsys):
+    # --p-uncond 0 never trains eps(x_t, no class): its runs sample at w = 0, guidance is refused
+    out = tmp_path / "plain"
+    diffusion.main(["--data-dir", str(tiny_data), "--channels", "8", "--timesteps", "10",
+                    "--steps", "3", "--batch-size", "2", "--iters", "2", "--p-uncond", "0",
+                    "--out", str(out)])
+    assert json.loads((out / "metrics.json").read_text())["sampling"]["guidance"] == 0
+    assert (out / "classes.png").is_file() and not (out / "guidance.png").exists()
+    diffusion.main(["--checkpoint", str(out / "checkpoint.pt"), "--digit", "1", "--steps", "3"])
+    for flags in (["--p-uncond", "0", "--guidance", "1"],
+                  ["--checkpoint", str(out / "checkpoint.pt"), "--digit", "1", "--guidance", "1"]):
+        with pytest.raises(SystemExit) as exit_info:
+            diffusion.main(flags)
+        assert exit_info.value.code == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and "--p-uncond 0" in error[0], error
 
 
 def test_cifar_and_the_time_limit(tiny_data, tmp_path, capsys):

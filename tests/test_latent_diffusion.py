@@ -176,12 +176,13 @@ def test_a_pixel_checkpoint_is_refused_by_the_latent_mode(tiny_data, tmp_path, c
             in error[0], error
 
 
-def test_each_space_has_its_own_defaults_and_flags_override_them():
-    pixel, latent = diffusion.parse_args([]), diffusion.parse_args(["--space", "latent"])
-    assert (pixel.lr, pixel.lr_decay, pixel.iters) == (5e-4, "none", 7000)
-    assert (latent.lr, latent.lr_decay, latent.iters) == (2e-3, "linear", 17000)
-    chosen = diffusion.parse_args(["--space", "latent", "--lr-decay", "none", "--lr", "1e-3"])
-    assert (chosen.lr, chosen.lr_decay) == (1e-3, "none")
+@pytest.mark.parametrize("space", ["pixel", "latent"])
+def test_a_space_s_defaults_fill_only_the_flags_not_given(space):
+    defaults = diffusion.parse_args(["--space", space])
+    assert all(getattr(defaults, key) is not None for key in diffusion.DEFAULTS[space])
+    chosen = diffusion.parse_args(["--space", space, "--lr-decay", "none", "--lr", "1e-3",
+                                   "--iters", "5", "--channels", "16"])
+    assert (chosen.lr, chosen.lr_decay, chosen.iters, chosen.channels) == (1e-3, "none", 5, 16)
 
 
 def test_a_budget_spent_by_the_autoencoder_stops_before_any_diffusion_step(

@@ -9,7 +9,7 @@
 #
 # Parts: gan-minimax gan-logistic gan-no-dropout dcgan cgan cgan-conv wgan-gan wgan-clip
 # wgan-gp-dropout wgan-gp wgan-sweep ema-bn adversarial diffusion latent compare measures speed
-# inspect. Each takes at most 40 minutes on 2 CPU
+# inspect toy2d. Each takes at most 40 minutes on 2 CPU
 # cores; "compare" and "inspect" use the checkpoints of the parts before them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -167,6 +167,26 @@ part_speed() {   # gan.py's in-memory batches against a DataLoader, and against 
     python benchmarks/speed.py --json docs/runs/speed/speed.json
 }
 
+part_toy2d() {   # the models on points in the plane: seconds each
+    toy gan-minimax gan --loss minimax
+    toy gan-logistic gan --loss logistic
+    toy gan-collapse gan --loss logistic --g-hidden 8     # a weaker G: the GAN collapses
+    toy critic critic
+    toy diffusion diffusion
+    toy coverage coverage
+}
+
+toy() {   # toy NAME EXPERIMENT FLAGS...: one toy2d.py run, its figure and GIF in docs/
+    local name=$1 experiment=$2
+    shift 2
+    python toy2d.py "$experiment" "$@" --out "runs/toy2d/$name"
+    keep toy2d "$name"
+    cp "runs/toy2d/$name/$experiment.png" "docs/toy2d_$name.png"
+    if [ -f "runs/toy2d/$name/progress.gif" ]; then
+        cp "runs/toy2d/$name/progress.gif" "docs/toy2d_$name.gif"
+    fi
+}
+
 part_inspect() {   # the limits section: what the samples of each model get wrong
     mkdir -p runs/inspect docs/runs/inspect
     python gan.py --checkpoint runs/gan/logistic-100k/checkpoint.pt --generate 2000 \
@@ -181,7 +201,7 @@ part_inspect() {   # the limits section: what the samples of each model get wron
 }
 
 all=(gan-minimax gan-logistic gan-no-dropout dcgan cgan cgan-conv wgan-gan wgan-clip wgan-gp-dropout
-     wgan-gp wgan-sweep ema-bn adversarial diffusion latent compare measures speed inspect)
+     wgan-gp wgan-sweep ema-bn adversarial diffusion latent compare measures speed inspect toy2d)
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=("${all[@]}")
 for part in "${parts[@]}"; do

@@ -19,6 +19,7 @@ RUNS = Path(__file__).resolve().parent / "runs"
 PARTS = [("gan", "The vanilla GAN (gan.py)"), ("cgan", "The conditional GAN (cgan.py)"),
          ("wgan", "DCGAN against WGAN (wgan.py)"), ("diffusion", "Diffusion (diffusion.py)"),
          ("adversarial", "Adversarial examples (adversarial.py)"),
+         ("toy2d", "The models on points in the plane (toy2d.py)"),
          ("inspect", "What the averages hide: single samples (benchmarks/inspect_samples.py)"),
          ("measures", "What the quality numbers say"), ("speed", "Speed")]
 
@@ -38,7 +39,8 @@ def command_from_flags(part, flags):
     return " ".join(["python", f"{part}.py", *given])
 
 
-def provenance(metrics, part=None):
+def provenance(metrics, part=None, measured=True):
+    """How a run was made; measured=False for runs no classifier measured (toy2d.py's points)."""
     made = metrics.get("provenance")
     if not made and part and "flags" in metrics:
         return (f"`{command_from_flags(part, metrics['flags'])}` (the command rebuilt from the "
@@ -48,7 +50,7 @@ def provenance(metrics, part=None):
                            if key != "image_shape")
         return (f"configuration {config}, {metrics['train_seconds'] / 60:.1f} minutes of training "
                 f"(command, date and commit not recorded)")
-    classifier = metrics.get("classifier_sha256", "committed")   # None: measured without one
+    classifier = metrics.get("classifier_sha256", "committed") if measured else None
     return (f"`{made['command']}` ({made['date']}, commit {made['commit']}, {made['machine']}"
             + (f"; classifier {classifier[:12]})" if classifier else ")"))
 
@@ -140,6 +142,46 @@ def attack_table(metrics):
     return lines
 
 
+def toy_tables(name, metrics):
+    """toy2d.py: one table per experiment."""
+    seconds = f"; {metrics['seconds']} s"
+    if name.startswith("gan"):
+        return [f"ring of 8 Gaussians, --loss {metrics['loss']}, {metrics['steps']:,} steps after "
+                f"D's {metrics['d_warmup']} alone, G with {metrics['g_hidden']} hidden units"
+                + seconds, ""] + markdown_table(
+            ["modes covered (of 8)", "high-quality share", "arrows' mean length, first 200 steps"],
+            [[metrics["modes_covered"], f"{metrics['high_quality']:.1%}",
+              metrics["arrow_mean_length_first_200"]]], as_written=True)
+    if name.startswith("critic"):
+        slopes = metrics["figure_2"]
+        rows = [[critic, value["modes_covered"], f"{value['high_quality']:.1%}"]
+                for critic, value in metrics.items() if isinstance(value, dict)
+                and "modes_covered" in value]
+        return [f"the ring, {metrics['steps']:,} steps each" + seconds, ""] + markdown_table(
+            ["loss", "modes covered (of 8)", "high-quality share"], rows, as_written=True) + [
+            "", f"1-D (the WGAN paper's Figure 2): mean |dD/dx| at the fake points "
+                f"{slopes['d_slope_at_fakes']}, mean |df/dx| of the critic there "
+                f"{slopes['critic_slope_at_fakes']}"]
+    if name.startswith("diffusion"):
+        rows = [[w, f"{value['on_class']:.1%}", value["spread"]]
+                for w, value in metrics["guidance"].items()]
+        return [f"Swiss roll, three classes, {metrics['steps']:,} steps; DDIM 50 steps, 600 "
+                f"samples" + seconds, ""] + markdown_table(
+            ["guidance", "on their class's piece", "spread (mean distance to the class's mean)"],
+            rows, as_written=True)
+    rows = []
+    for variant, runs in metrics["runs"].items():
+        modes = [run["modes_covered"] for run in runs]
+        shares = [run["high_quality"] for run in runs]
+        rows.append([variant, ", ".join(map(str, modes)), f"{sum(modes) / len(modes):.1f}",
+                     ", ".join(f"{share:.1%}" for share in shares),
+                     f"{sum(shares) / len(shares):.1%}"])
+    return [f"the ring, {metrics['steps']:,} steps a run, seeds 0-{len(runs) - 1}" + seconds,
+            ""] + markdown_table(["loss", "modes covered, each seed", "mean",
+                                  "high-quality share, each seed", "mean"], rows,
+                                 as_written=True)
+
+
 def section(part, title):
     folder = RUNS / part
     runs = [(path.parent.relative_to(folder).as_posix(), json.loads(path.read_text()))
@@ -151,6 +193,11 @@ def section(part, title):
     if part == "adversarial":
         for name, metrics in runs:
             lines += [f"**{part}/{name}**: {provenance(metrics)}", ""] + attack_table(metrics) + [""]
+        runs = []
+    if part == "toy2d":
+        for name, metrics in runs:
+            lines += [f"**{part}/{name}**: {provenance(metrics, measured=False)}", ""]
+            lines += toy_tables(name, metrics) + [""]
         runs = []
     if runs:
         lines += run_summary(runs) + [""]

@@ -1,0 +1,512 @@
+"""Every model of this project at work on points in the plane, in seconds: the scripts' own losses,
+training steps and samplers, imported, on 2-D data small enough to draw completely.
+
+An image model's samples can only be looked at; a 2-D model's whole state can be drawn: the data,
+the samples, the discriminator's verdict D(x) at every point of the plane, and the direction in
+which each sample is pushed. The ideas are those of GAN Lab (Kahng et al., 2018), the WGAN
+paper's Figure 2 (Arjovsky, Chintala and Bottou, 2017) and the Swiss roll of the diffusion papers;
+the code that learns is not this file's but gan.py's, wgan.py's and diffusion.py's.
+
+    python toy2d.py gan --loss minimax     # the GAN game on a ring of 8 Gaussians
+    python toy2d.py gan --loss logistic    # the same game with the non-saturating loss
+    python toy2d.py critic                 # what D and the WGAN's critics measure, 2-D and 1-D
+    python toy2d.py diffusion              # a Swiss roll noised, denoised, and guided
+    python toy2d.py coverage               # modes covered by four losses over three seeds
+
+gan: gan.discriminator_loss, gan.generator_loss and gan.train_step on the ring (radius 2, each
+Gaussian's standard deviation sigma = 0.02, as in the unrolled-GAN paper of Metz et al., 2017).
+D first trains alone for --d-warmup steps, so the game starts where D wins. The arrow at each
+generated point x is the step G's loss asks of it, -grad_x l_G(x), with the per-point loss
+
+    minimax   l_G = log(1 - D(x))  gives  -grad_x l_G = D(x) grad_x logit(x)
+    logistic  l_G = -log D(x)      gives  -grad_x l_G = (1 - D(x)) grad_x logit(x)
+
+so where D is sure a point is fake (D(x) near 0) the minimax arrow vanishes and the logistic one
+does not. Mode coverage, as in the unrolled-GAN and VEEGAN (Srivastava et al., 2017) papers: a
+generated point is of high quality when it lies within 3 sigma of the nearest mode; a mode is
+covered when at least 1% of the points are high-quality points of it.
+
+critic: wgan.train_step (its critic loss, its clamp, its gradient penalty) for the GAN loss, the
+WGAN with clipping at c = 0.1 and 0.01, and WGAN-GP, each score drawn over the plane; then the
+WGAN paper's Figure 2 in one dimension: the optimal discriminator between two Gaussians is flat
+where it is sure (its probability has no gradient there), the critic is a slope everywhere.
+
+diffusion: diffusion.NoiseSchedule.q_sample on a Swiss roll at several t, diffusion.train_step
+with label dropout, diffusion.sample with DDPM (stochastic) and DDIM (deterministic) drawn as
+paths from noise to data, and classifier-free guidance (diffusion.guided_eps) with three classes,
+three pieces of the roll, at w = 0, 1 and 3.
+
+Each experiment writes its figure, a GIF over training and metrics.json to --out
+(default runs/toy2d/<experiment>).
+"""
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+import common
+import diffusion
+import gan
+import wgan
+
+EXPERIMENTS = ["gan", "critic", "diffusion", "coverage"]
+RING_RADIUS, RING_STD, RING_MODES = 2.0, 0.02, 8
+PLANE = 3.0                                   # the figures show [-3, 3] x [-3, 3]
+Z_DIM = 2                                     # the generators' noise
+ARROW_SCALE = 10                              # an arrow of length 10 is drawn 1 unit long
+
+
+def parse_args(argv=None):
+    parser = common.argument_parser(__doc__, __file__)
+    parser.add_argument("experiment", choices=EXPERIMENTS)
+    parser.add_argument("--loss", choices=["minimax", "logistic"],
+                        help="gan: G's loss (default logistic)")
+    parser.add_argument("--d-warmup", type=int,
+                        help="gan: steps D trains alone before the game, so it starts ahead "
+                             "(default 300)")
+    parser.add_argument("--g-hidden", type=int,
+                        help="gan and coverage: G's hidden units (default 128)")
+    parser.add_argument("--steps", type=int, help="training steps (default: gan and critic "
+                                                  "2000, diffusion 6000, coverage 2000 a run)")
+    parser.add_argument("--seeds", type=int, help="coverage: seeds 0 ... N-1 (default 3)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="folder (default runs/toy2d/<experiment>)")
+    args = parser.parse_args(argv)
+    own = {"loss": ["gan"], "d_warmup": ["gan"], "g_hidden": ["gan", "coverage"],
+           "seeds": ["coverage"]}
+    for name, experiments in own.items():
+        if getattr(args, name) is not None and args.experiment not in experiments:
+            parser.error(f"--{name.replace('_', '-')} is for {' and '.join(experiments)}")
+    defaults = {"loss": "logistic", "d_warmup": 300, "g_hidden": 128, "seeds": 3,
+                "steps": 6000 if args.experiment == "diffusion" else 2000}
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    for name in ("steps", "g_hidden", "seeds"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.d_warmup < 0:
+        parser.error("--d-warmup must be >= 0")
+    return args
+
+
+# ---------------------------------------------------------------------------------------------
+# Data and networks
+
+def ring(count, generator=None):
+    """count points of the ring of 8 Gaussians, and the 8 centers."""
+    angles = torch.arange(RING_MODES) * 2 * math.pi / RING_MODES
+    centers = RING_RADIUS * torch.stack([angles.cos(), angles.sin()], 1)        # (8, 2)
+    mode = torch.randint(RING_MODES, (count,), generator=generator)
+    return centers[mode] + RING_STD * torch.randn(count, 2, generator=generator), centers
+
+
+def swiss_roll(count, generator=None):
+    """count points of a Swiss roll in [-1, 1]^2, and their class: which third of the roll."""
+    s = 1.5 * math.pi + 3 * math.pi * torch.rand(count, generator=generator)    # the angle
+    points = torch.stack([s * s.cos(), s * s.sin()], 1) / 15
+    points = points + 0.02 * torch.randn(count, 2, generator=generator)
+    return points, ((s - 1.5 * math.pi) / math.pi).long().clamp(max=2)
+
+
+def mlp(inputs, hidden, outputs):
+    return nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
+                         nn.ReLU(), nn.Linear(hidden, outputs))
+
+
+class Critic(nn.Module):
+    """D (its output a logit) or the WGAN's critic f: a point (B, D) -> a score (B,)."""
+
+    def __init__(self, dimensions=2, hidden=128):
+        super().__init__()
+        self.net = mlp(dimensions, hidden, 1)
+
+    def forward(self, x):
+        return self.net(x).squeeze(1)
+
+
+class Denoiser(nn.Module):
+    """eps_theta(x_t, t, c) for points: the sinusoidal features of t (diffusion.py's) and an
+    embedding of the class (0-2, or diffusion.NO_CLASS for no class) joined to x."""
+
+    def __init__(self, hidden=128, time_dim=32):
+        super().__init__()
+        self.time_dim = time_dim
+        self.class_embedding = nn.Embedding(diffusion.NO_CLASS + 1, 16)
+        self.net = mlp(2 + time_dim + 16, hidden, 2)
+
+    def forward(self, x, t, labels):
+        diffusion.check_labels(labels)
+        features = [x, diffusion.timestep_embedding(t, self.time_dim), self.class_embedding(labels)]
+        return self.net(torch.cat(features, 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Measures
+
+def mode_coverage(points, centers, std, min_share=0.01):
+    """(modes covered, share of high-quality points): a point is of high quality within 3 std of
+    its nearest center; a mode is covered when at least min_share of all points are high-quality
+    points of it."""
+    distance, nearest = torch.cdist(points, centers).min(1)
+    good = distance <= 3 * std
+    counts = torch.bincount(nearest[good], minlength=len(centers))
+    return int((counts >= max(1.0, min_share * len(points))).sum()), good.float().mean().item()
+
+
+def generator_arrows(discriminator, points, loss):
+    """-grad_x l_G(x) at each point, l_G the per-point generator loss of gan.py; and D(x)."""
+    points = points.detach().requires_grad_(True)
+    logits = discriminator(points)
+    per_point = gan.generator_loss(logits, loss) * len(points)     # the mean times B: a sum
+    gradient, = torch.autograd.grad(per_point, points)
+    return -gradient, torch.sigmoid(logits).detach()
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawing
+
+def plane_grid(size=101):
+    """The points of a size x size grid over the drawn square, (size^2, 2), and its axes."""
+    axis = torch.linspace(-PLANE, PLANE, size)
+    xs, ys = torch.meshgrid(axis, axis, indexing="xy")
+    return torch.stack([xs.flatten(), ys.flatten()], 1), axis
+
+
+@torch.no_grad()
+def draw_field(axis, network, title, probability=False, real=None, fake=None):
+    """A network's score over the plane as the background (D(x) in [0, 1] with probability=True),
+    with the real (black) and generated (orange) points."""
+    grid, ticks = plane_grid()
+    values = network(grid).view(len(ticks), len(ticks))
+    values = torch.sigmoid(values) if probability else values
+    image = axis.contourf(ticks, ticks, values, levels=20, cmap="RdBu_r",
+                          **({"vmin": 0, "vmax": 1} if probability else {}))
+    if real is not None:
+        axis.scatter(*real[:500].T, s=2, c="black", label="data")
+    if fake is not None:
+        axis.scatter(*fake[:500].T, s=2, c="orange", label="generated")
+    axis.set(xlim=(-PLANE, PLANE), ylim=(-PLANE, PLANE), aspect="equal", title=title)
+    axis.set_xticks([]), axis.set_yticks([])
+    return image
+
+
+def figure_frame(figure):
+    """The figure as a uint8 (H, W, 3) array for a GIF frame; the figure is closed."""
+    figure.canvas.draw()
+    frame = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+    common.pyplot().close(figure)
+    return frame
+
+
+def finish(out, name, figure, frames, metrics, started):
+    """The figure, the GIF and metrics.json (with the experiment's seconds and provenance)."""
+    common.save_figure(figure, out / f"{name}.png")
+    if frames:
+        common.save_gif(frames, out / "progress.gif", 0.2)
+    metrics.update(seconds=round(time.perf_counter() - started, 1),
+                   provenance=common.provenance())
+    common.write_json(metrics, out / "metrics.json")
+    print(f"{name}: {', '.join(f'{k} {v}' for k, v in metrics.items() if k != 'provenance')}")
+    print(f"wrote {out}/{name}.png, {'progress.gif, ' if frames else ''}metrics.json")
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. The GAN game
+
+def make_gan(g_hidden, lr=1e-3):
+    generator, discriminator = mlp(Z_DIM, g_hidden, 2), Critic()
+    return (generator, discriminator, torch.optim.Adam(generator.parameters(), lr, (0.5, 0.999)),
+            torch.optim.Adam(discriminator.parameters(), lr, (0.5, 0.999)))
+
+
+def warm_up_discriminator(generator, discriminator, opt_d, data, steps, batch=256):
+    """D alone against G's first fakes: the game then starts where D wins."""
+    for _ in range(steps):
+        real = common.sample_batch(data, batch)
+        with torch.no_grad():
+            fake = generator(torch.randn(batch, Z_DIM))
+        loss_d = gan.discriminator_loss(discriminator(real), discriminator(fake))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+
+
+def gan_game(args, out):
+    started = time.perf_counter()
+    common.seed_everything(args.seed)
+    data, centers = ring(50_000)
+    generator, discriminator, opt_g, opt_d = make_gan(args.g_hidden)
+    warm_up_discriminator(generator, discriminator, opt_d, data, args.d_warmup)
+    fixed_z = torch.randn(1000, Z_DIM)
+    frames, history, lengths = [], {"step": [], "modes": [], "high_quality": []}, []
+    pairs = {"minimax": [], "logistic": []}   # (D(G(z)), arrow length) of both losses, same fakes
+    for step in range(1, args.steps + 1):
+        real, z = common.sample_batch(data, 256), torch.randn(256, Z_DIM)
+        if step <= 200:   # the arrows' mean length over the first steps, before this step
+            arrows, _ = generator_arrows(discriminator, generator(z).detach(), args.loss)
+            lengths.append(arrows.norm(dim=1).mean().item())
+        if step == 1 or step % max(1, args.steps // 40) == 0:
+            fakes = generator(fixed_z[:100]).detach()
+            for loss in pairs:
+                arrows, d_fake = generator_arrows(discriminator, fakes, loss)
+                pairs[loss].append(torch.stack([d_fake, arrows.norm(dim=1)], 1))
+        gan.train_step(generator, discriminator, opt_g, opt_d, real, z, args.loss)
+        if step % max(1, args.steps // 40) == 0 or step == args.steps:
+            with torch.no_grad():
+                fakes = generator(fixed_z)
+            modes, good = mode_coverage(fakes, centers, RING_STD)
+            history["step"].append(step), history["modes"].append(modes)
+            history["high_quality"].append(good)
+            frames.append(figure_frame(gan_panels(discriminator, data, fakes, args.loss, step,
+                                                  modes, good)[0]))
+    figure, axes = gan_panels(discriminator, data, fakes, args.loss, args.steps, modes, good,
+                              extra=2)
+    for loss, color in (("minimax", "tab:red"), ("logistic", "tab:blue")):
+        d_fake, length = torch.cat(pairs[loss]).clamp(min=1e-6).T
+        axes[1].scatter(d_fake, length, s=2, c=color, alpha=0.5, label=f"--loss {loss}")
+    axes[1].set(xscale="log", yscale="log", xlabel="D(G(z))", ylabel="arrow length",
+                title=f"the fakes of this run, both losses'\narrows (the run trains {args.loss})")
+    axes[1].legend()
+    axes[2].plot(history["step"], history["modes"], label="modes covered (of 8)")
+    axes[2].plot(history["step"], [8 * g for g in history["high_quality"]],
+                 label="high-quality share x 8")
+    axes[2].set(xlabel="step", ylim=(-0.3, 8.3), title="mode coverage")
+    axes[2].legend()
+    return finish(out, "gan", figure, frames, {
+        "loss": args.loss, "steps": args.steps, "d_warmup": args.d_warmup, "seed": args.seed,
+        "g_hidden": args.g_hidden, "modes_covered": modes, "high_quality": round(good, 4),
+        "arrow_mean_length_first_200": round(float(np.mean(lengths)), 4),
+        "history": history}, started)
+
+
+def gan_panels(discriminator, data, fakes, loss, step, modes, good, extra=0):
+    """D(x) over the plane, the data, the fakes and each fake's arrow; `extra` empty panels."""
+    figure, axes = common.pyplot().subplots(1, 1 + extra, figsize=(4.2 * (1 + extra), 4.2),
+                                            squeeze=False)
+    axes = axes[0]
+    image = draw_field(axes[0], discriminator, f"--loss {loss}, step {step}:\n{modes}/8 modes, "
+                       f"{good:.0%} high quality", True, data, fakes)
+    shown = fakes[::10]
+    arrows, _ = generator_arrows(discriminator, shown, loss)   # one scale in every frame and run
+    axes[0].quiver(*shown.T, *arrows.T, angles="xy", scale_units="xy", scale=ARROW_SCALE,
+                   width=0.004)
+    figure.colorbar(image, ax=axes[0], fraction=0.046, label="D(x)")
+    return figure, axes
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. The critic
+
+# wgan.py's recipes: critic steps per G step as its defaults (2 for clipping, else 1)
+CRITICS = {"GAN's D (--loss gan)": {"loss": "gan", "gradient_penalty": 0, "n_critic": 1},
+           "WGAN, clip 0.1": {"loss": "wasserstein", "gradient_penalty": 0, "clip": 0.1,
+                              "n_critic": 2},
+           "WGAN, clip 0.01": {"loss": "wasserstein", "gradient_penalty": 0, "clip": 0.01,
+                               "n_critic": 2},
+           "WGAN-GP, lambda 10": {"loss": "wasserstein", "gradient_penalty": 10, "n_critic": 1}}
+
+
+def make_wgan(config, g_hidden=128, lr=1e-3):
+    """G, the critic and wgan.py's optimizers for this loss (Adam, RMSprop for clipping)."""
+    generator, critic = mlp(Z_DIM, g_hidden, 2), Critic()
+    config = {"z_dim": Z_DIM, "lr": lr, "critic_lr": lr, **config}
+    return (generator, critic, *wgan.make_optimizers(generator, critic, config), config)
+
+
+def critics(args, out):
+    started = time.perf_counter()
+    common.seed_everything(args.seed)
+    data, centers = ring(50_000)
+    runs = {name: make_wgan(config) for name, config in CRITICS.items()}
+    fixed_z, frames = torch.randn(1000, Z_DIM), []
+    for step in range(1, args.steps + 1):
+        for generator, critic, opt_g, opt_f, config in runs.values():
+            wgan.train_step(generator, critic, opt_g, opt_f, data, 256, config)
+        if step % max(1, args.steps // 20) == 0 or step == args.steps:
+            figure, _ = critic_panels(runs, data, fixed_z, step)
+            frames.append(figure_frame(figure))
+    figure, axes = critic_panels(runs, data, fixed_z, args.steps, extra=1)
+    one_d = figure_2(axes[-1], args.seed)
+    metrics = {"steps": args.steps, "seed": args.seed, "figure_2": one_d}
+    with torch.no_grad():
+        for name, (generator, *_rest) in runs.items():
+            modes, good = mode_coverage(generator(fixed_z), centers, RING_STD)
+            metrics[name] = {"modes_covered": modes, "high_quality": round(good, 4)}
+    return finish(out, "critic", figure, frames, metrics, started)
+
+
+def critic_panels(runs, data, fixed_z, step, extra=0):
+    figure, axes = common.pyplot().subplots(1, len(runs) + extra,
+                                            figsize=(4 * (len(runs) + extra), 4))
+    for axis, (name, (generator, critic, *_rest)) in zip(axes, runs.items()):
+        with torch.no_grad():
+            fakes = generator(fixed_z)
+        image = draw_field(axis, critic, f"{name}, step {step}", False, data, fakes)
+        figure.colorbar(image, ax=axis, fraction=0.046, label="score (its own scale)")
+    return figure, axes
+
+
+def figure_2(axis, seed, steps=1000):
+    """The WGAN paper's Figure 2 in 1-D: real N(2, 0.3^2) against fake N(-2, 0.3^2), D trained
+    with gan.discriminator_loss, the critic with wgan.py's penalized loss; returns the mean
+    slopes |dD/dx| and |df/dx| at the fake points."""
+    torch.manual_seed(seed)
+    real, fake = 2 + 0.3 * torch.randn(2000, 1), -2 + 0.3 * torch.randn(2000, 1)
+    discriminator, critic = Critic(1), Critic(1)
+    opt_d = torch.optim.Adam(discriminator.parameters(), 1e-3)
+    opt_f = torch.optim.Adam(critic.parameters(), 1e-3, (0.0, 0.9))
+    config = {"loss": "wasserstein", "gradient_penalty": 10}
+    for _ in range(steps):
+        r, f = common.sample_batch(real, 256), common.sample_batch(fake, 256)
+        loss_d = gan.discriminator_loss(discriminator(r), discriminator(f))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        wgan.critic_step(critic, opt_f, r, f, config)
+    x = torch.linspace(-4, 4, 401)[:, None].requires_grad_(True)
+    d_of_x, f_of_x = torch.sigmoid(discriminator(x)), critic(x)
+    d_slope, = torch.autograd.grad(d_of_x.sum(), x)
+    f_slope, = torch.autograd.grad(f_of_x.sum(), x)
+    xs = x.detach().squeeze(1)
+    near_fake = (xs + 2).abs() < 0.6                                  # within 2 std of -2
+    for mean, color, name in ((2, "black", "real"), (-2, "orange", "fake")):
+        axis.fill_between(xs, torch.exp(-((xs - mean) / 0.3) ** 2 / 2), alpha=0.3, color=color,
+                          label=f"{name}, N({mean}, 0.3^2)")
+    axis.plot(xs, d_of_x.detach(), color="tab:red", label="D(x), optimal")
+    f_values = f_of_x.detach()
+    axis.plot(xs, (f_values - f_values.min()) / (f_values.max() - f_values.min()),
+              color="tab:blue", label="critic f(x), rescaled to [0, 1]")
+    axis.set(xlabel="x", title="1-D: D saturates, the critic is a slope")
+    axis.legend(fontsize=7)
+    return {"d_slope_at_fakes": float(f"{d_slope[near_fake].abs().mean():.3g}"),
+            "critic_slope_at_fakes": float(f"{f_slope[near_fake].abs().mean():.3g}")}
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Diffusion
+
+def diffusion_toy(args, out):
+    started = time.perf_counter()
+    common.seed_everything(args.seed)
+    data, labels = swiss_roll(50_000)
+    schedule = diffusion.NoiseSchedule(1000, "linear")
+    model = Denoiser()
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    noise, wanted = torch.randn(600, 2), torch.arange(600) % 3
+    frames, losses = [], []
+    for step in range(1, args.steps + 1):
+        x0, c = common.sample_batch(data, 256, labels)
+        losses.append(diffusion.train_step(model, optimizer, schedule, x0, c, p_uncond=0.1).item())
+        if step % max(1, args.steps // 20) == 0 or step == args.steps:
+            samples = diffusion.sample(model.eval(), schedule, noise, wanted, guidance=1)
+            model.train()
+            figure, axis = common.pyplot().subplots(figsize=(4, 4))
+            scatter_classes(axis, samples, wanted, f"DDIM 50 steps, w = 1, step {step}")
+            frames.append(figure_frame(figure))
+    model.eval()
+    figure, axes = common.pyplot().subplots(3, 4, figsize=(15, 11))
+    for axis, t in zip(axes[0], (0, 25, 100, 999)):                  # the forward process
+        x_t = schedule.q_sample(data[:1500], torch.full((1500,), t), torch.randn(1500, 2))
+        scatter_classes(axis, x_t, labels[:1500], f"forward: x_t ~ q(x_t | x_0), t = {t}",
+                        limit=2.5)
+    scatter_classes(axes[1][0], data[:1500], labels[:1500], "the data: three classes")
+    paths = {}
+    for axis, sampler, count in zip(axes[1][1:3], ("ddpm", "ddim"), (12, 40)):  # the reverse
+        _, chain = diffusion.sample(model, schedule, noise[:count], wanted[:count], guidance=1,
+                                    sampler=sampler, keep=201 if sampler == "ddpm" else 51)
+        paths[sampler] = torch.stack(chain)                           # (snapshots, count, 2)
+        for path in paths[sampler].unbind(1):
+            axis.plot(*path.T, linewidth=0.5, color="gray")
+        axis.scatter(*paths[sampler][0].T, s=8, c="black", label="x_T (noise)", zorder=3)
+        axis.scatter(*paths[sampler][-1].T, s=8, c="tab:red", label="x_0", zorder=3)
+        axis.set(title=f"reverse, {sampler.upper()}: {count} paths\nfrom noise to data, w = 1",
+                 aspect="equal",
+                 xlim=(-2.5, 2.5), ylim=(-2.5, 2.5))
+        axis.legend(fontsize=7)
+    axes[1][3].plot(np.convolve(losses, np.ones(50) / 50, mode="valid"), linewidth=1)
+    axes[1][3].set(xlabel="step", ylabel="|| eps - eps_theta ||^2 (mean of 50)",
+                   title="diffusion.train_step's loss")
+    guidance = {}
+    for axis, w in zip(axes[2], (0, 1, 3)):                           # classifier-free guidance
+        samples = diffusion.sample(model, schedule, noise, wanted, guidance=w)
+        guidance[f"w={w}"] = class_measures(samples, wanted, data, labels)
+        scatter_classes(axis, samples, wanted, f"guidance w = {w}: spread "
+                        f"{guidance[f'w={w}']['spread']:.2f},\n"
+                        f"{guidance[f'w={w}']['on_class']:.0%} on their piece")
+    axes[2][3].bar(list(guidance), [row["spread"] for row in guidance.values()])
+    axes[2][3].set(ylabel="mean distance to the class's mean", title="each class pulled together")
+    lengths = {sampler: round((path[1:] - path[:-1]).norm(dim=2).sum(0).mean().item(), 3)
+               for sampler, path in paths.items()}
+    return finish(out, "diffusion", figure, frames, {
+        "steps": args.steps, "seed": args.seed, "guidance": guidance,
+        "drawn_path_length": lengths}, started)
+
+
+def scatter_classes(axis, points, classes, title, limit=1.2):
+    colors = np.array(["tab:blue", "tab:green", "tab:purple"])
+    axis.scatter(*points.T, s=2, c=colors[classes.numpy()])
+    axis.set(title=title, aspect="equal", xlim=(-limit, limit), ylim=(-limit, limit))
+
+
+def class_measures(samples, wanted, data, labels):
+    """on_class: the share of samples whose nearest data point is of the asked class; spread: the
+    samples' mean distance to their class's mean, averaged over the classes."""
+    nearest = torch.cdist(samples, data[:10_000]).argmin(1)
+    on_class = (labels[:10_000][nearest] == wanted).float().mean().item()
+    spread = np.mean([(samples[wanted == c] - samples[wanted == c].mean(0)).norm(dim=1)
+                      .mean().item() for c in range(3)])
+    return {"on_class": round(on_class, 4), "spread": round(float(spread), 4)}
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Mode coverage over seeds
+
+def coverage(args, out):
+    """The ring, four losses, args.seeds seeds each: modes covered and high-quality share at the
+    end. The GAN losses train with gan.train_step (no warm-up), the WGANs with wgan.train_step."""
+    started, results = time.perf_counter(), {}
+    data, centers = ring(50_000, torch.Generator().manual_seed(12345))
+    variants = {"minimax": None, "logistic": None, "WGAN, clip 0.1": CRITICS["WGAN, clip 0.1"],
+                "WGAN-GP, lambda 10": CRITICS["WGAN-GP, lambda 10"]}
+    for name, config in variants.items():
+        results[name] = []
+        for seed in range(args.seeds):
+            common.seed_everything(seed)
+            if config is None:
+                generator, discriminator, opt_g, opt_d = make_gan(args.g_hidden)
+                for _ in range(args.steps):
+                    gan.train_step(generator, discriminator, opt_g, opt_d,
+                                   common.sample_batch(data, 256), torch.randn(256, Z_DIM), name)
+            else:
+                generator, critic, opt_g, opt_f, full = make_wgan(config, args.g_hidden)
+                for _ in range(args.steps):
+                    wgan.train_step(generator, critic, opt_g, opt_f, data, 256, full)
+            with torch.no_grad():
+                modes, good = mode_coverage(generator(torch.randn(2500, Z_DIM)), centers, RING_STD)
+            results[name].append({"seed": seed, "modes_covered": modes,
+                                  "high_quality": round(good, 4)})
+            print(f"{name}, seed {seed}: {modes}/8 modes, {good:.1%} high quality", flush=True)
+    figure, axis = common.pyplot().subplots(figsize=(6, 3.5))
+    for index, (name, rows) in enumerate(results.items()):
+        axis.scatter([index] * len(rows), [row["modes_covered"] for row in rows], s=30)
+    axis.set(xticks=range(len(results)), ylabel="modes covered (of 8)", ylim=(-0.3, 8.3),
+             title=f"the ring after {args.steps} steps, {args.seeds} seeds each")
+    axis.set_xticklabels(list(results), fontsize=8)
+    return finish(out, "coverage", figure, None,
+                  {"steps": args.steps, "g_hidden": args.g_hidden, "runs": results}, started)
+
+
+@common.exit_on_user_error
+def main(argv=None):
+    args = parse_args(argv)
+    out = common.make_run_dir("toy2d", args.out or f"runs/toy2d/{args.experiment}")
+    run = {"gan": gan_game, "critic": critics, "diffusion": diffusion_toy, "coverage": coverage}
+    return run[args.experiment](args, out)
+
+
+if __name__ == "__main__":
+    main()

@@ -67,7 +67,7 @@ def diffusion_rows(name, path, guidances, default, labels, classifier, data_dir)
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--diffusion", required=True, help="diffusion.py checkpoint (pixels)")
+    parser.add_argument("--diffusion", help="diffusion.py checkpoint (pixels)")
     parser.add_argument("--latent", help="diffusion.py --space latent checkpoint")
     parser.add_argument("--cgan", required=True, help="cgan.py checkpoint")
     parser.add_argument("--samples", type=int, default=1000, help="N of the DDIM and cgan rows")
@@ -80,6 +80,9 @@ def main():
     parser.add_argument("--default-guidance", type=float, default=1.0)
     parser.add_argument("--figure", help="PNG of the same digits from the models")
     parser.add_argument("--json", help="also write the table to this file (docs/runs/...)")
+    parser.add_argument("--title", default="Diffusion on pixels, latent diffusion and the "
+                                           "conditional GAN: the same asked digits",
+                        help="the table's title in docs/RESULTS.md")
     parser.add_argument("--data-dir")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
@@ -95,9 +98,10 @@ def main():
     rows = {"cgan": measure("cgan.py (one generator pass)",
                             lambda wanted: cgan.draw_samples(generator, wanted, z_dim), labels,
                             classifier, args.data_dir, state["train_seconds"])}
-    rows["pixel diffusion"], pixel = diffusion_rows(
-        "pixel diffusion", args.diffusion, args.guidance, args.default_guidance, labels,
-        classifier, args.data_dir)
+    if args.diffusion:
+        rows["pixel diffusion"], pixel = diffusion_rows(
+            "pixel diffusion", args.diffusion, args.guidance, args.default_guidance, labels,
+            classifier, args.data_dir)
     if args.latent:
         rows["latent diffusion"], _ = diffusion_rows(
             "latent diffusion", args.latent, args.guidance, args.default_guidance, labels,
@@ -105,9 +109,9 @@ def main():
     if args.unguided:
         diffusion_rows("no label dropout (--p-uncond 0)", args.unguided, [0], None, labels,
                        classifier, args.data_dir)
-    model, schedule, config, _, train_seconds = pixel
     few = common.class_labels(args.ddpm_samples, None, "cpu")
-    for sampler in ("ddim", "ddpm") if args.ddpm_samples else ():
+    for sampler in ("ddim", "ddpm") if args.ddpm_samples and args.diffusion else ():
+        model, schedule, config, _, train_seconds = pixel
         steps = len(diffusion.sampling_timesteps(schedule, sampler, 50))
         measure(f"pixel diffusion, {sampler.upper()} {steps} steps, w = "
                 f"{args.default_guidance:g}",
@@ -126,8 +130,7 @@ def main():
                                        f"{args.default_guidance:g})")
         print(f"wrote {args.figure}")
     if args.json:
-        common.write_json({"title": "Diffusion on pixels, latent diffusion and the conditional "
-                                    "GAN: the same asked digits", "columns": COLUMNS,
+        common.write_json({"title": args.title, "columns": COLUMNS,
                            "rows": ROWS, "provenance": common.provenance()}, args.json)
 
 

@@ -8,9 +8,9 @@
 #     bash docs/make_figures.sh diffusion latent  # some parts (a lecturer's rerun before a class)
 #
 # Parts: gan-minimax gan-logistic gan-no-dropout dcgan cgan cgan-conv wgan-gan wgan-clip
-# wgan-gp-dropout wgan-gp wgan-sweep ema-bn adversarial diffusion latent compare measures speed
-# inspect toy2d. Each takes at most 40 minutes on 2 CPU
-# cores; "compare" and "inspect" use the checkpoints of the parts before them.
+# wgan-gp-dropout wgan-gp wgan-sweep ema-bn adversarial diffusion latent no-dropout compare
+# measures speed inspect toy2d. Each takes at most 40 minutes on 2 CPU
+# cores; "no-dropout", "compare" and "inspect" use the checkpoints of the parts before them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -153,6 +153,16 @@ part_compare() {   # pixel diffusion, latent diffusion and the CGAN on the same 
         --json docs/runs/diffusion/comparison.json
 }
 
+part_no-dropout() {   # problem 2(a): the latent model without label dropout, against the guided one
+    python diffusion.py --space latent --p-uncond 0 --out runs/diffusion/latent-no-dropout
+    keep diffusion latent-no-dropout
+    python benchmarks/diffusion_vs_cgan.py --latent runs/diffusion/latent/checkpoint.pt \
+        --unguided runs/diffusion/latent-no-dropout/checkpoint.pt \
+        --cgan runs/cgan/mlp-30k/checkpoint.pt --ddpm-samples 0 \
+        --title "Latent diffusion with label dropout at each w, without it at w = 0, and the conditional GAN" \
+        --json docs/runs/diffusion/label_dropout.json
+}
+
 part_ema-bn() {   # the averaged generators' batch norm: the live generator's statistics or their own
     python benchmarks/ema_batch_norm.py runs/gan/dcgan-10min runs/cgan/conv-5min \
         runs/wgan/gan-20min runs/wgan/clip-0.01-20min runs/wgan/gp-20min runs/wgan/gp-dropout-10min \
@@ -201,7 +211,8 @@ part_inspect() {   # the limits section: what the samples of each model get wron
 }
 
 all=(gan-minimax gan-logistic gan-no-dropout dcgan cgan cgan-conv wgan-gan wgan-clip wgan-gp-dropout
-     wgan-gp wgan-sweep ema-bn adversarial diffusion latent compare measures speed inspect toy2d)
+     wgan-gp wgan-sweep ema-bn adversarial diffusion latent no-dropout compare measures speed inspect
+     toy2d)
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=("${all[@]}")
 for part in "${parts[@]}"; do

@@ -493,11 +493,13 @@ def run_config(args):
     return config
 
 
-def check_space(config, space, path):
-    """--space may only repeat the checkpoint's space."""
-    if space not in (None, config["space"]):
-        raise common.UserError(f"{path} is a checkpoint of the {config['space']}-space model, "
-                               f"not of --space {space}")
+def check_space(args):
+    """With --resume or --checkpoint, --space may only repeat the checkpoint's space."""
+    path = args.resume or args.checkpoint
+    space = common.load_checkpoint(path, "diffusion")["config"]["space"] if path else None
+    if path and args.space not in (None, space):
+        raise common.UserError(f"{path} is a checkpoint of the {space}-space model, not of "
+                               f"--space {args.space}")
 
 
 def guidance_weight(args, config, path):
@@ -512,9 +514,7 @@ def guidance_weight(args, config, path):
 
 
 def train(args):
-    if args.resume:   # --space must repeat the checkpoint's
-        check_space(common.load_checkpoint(args.resume, "diffusion")["config"], args.space,
-                    args.resume)
+    check_space(args)
     run = common.TrainingRun(args, "diffusion", run_config(args))   # --resume: the checkpoint's
     config, device = run.config, run.device
     images, labels = common.load_dataset(config["dataset"], train=True, data_dir=args.data_dir)
@@ -782,7 +782,7 @@ def generate(args):
     10x10 grid of that class. Prints the time per sample of the chosen sampler."""
     device = common.pick_device(args.device)
     model, schedule, config, autoencoder = load_model(args.checkpoint, device)
-    check_space(config, args.space, args.checkpoint)
+    check_space(args)
     guidance = guidance_weight(args, config, args.checkpoint)
     common.seed_everything(args.seed)
     labels = common.class_labels(args.generate or 100, args.digit, device)

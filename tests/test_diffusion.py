@@ -281,7 +281,7 @@ def test_a_model_without_label_dropout_samples_unguided_only(tiny_data, tmp_path
     out = tmp_path / "plain"
     diffusion.main(["--data-dir", str(tiny_data), "--channels", "8", "--timesteps", "10",
                     "--steps", "3", "--batch-size", "2", "--iters", "2", "--p-uncond", "0",
-                    "--out", str(out)])
+                    "--eval-samples", "10", "--out", str(out)])
     assert json.loads((out / "metrics.json").read_text())["sampling"]["guidance"] == 0
     assert (out / "classes.png").is_file() and not (out / "guidance.png").exists()
     diffusion.main(["--checkpoint", str(out / "checkpoint.pt"), "--digit", "1", "--steps", "3"])

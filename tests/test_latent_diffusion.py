@@ -164,7 +164,8 @@ def test_latent_mode_trains_resumes_and_generates(tiny_data, tiny_classifier, tm
 def test_a_pixel_checkpoint_is_refused_by_the_latent_mode(tiny_data, tmp_path, capsys):
     out = tmp_path / "pixel"
     diffusion.main(["--data-dir", str(tiny_data), "--channels", "8", "--timesteps", "10",
-                    "--steps", "3", "--batch-size", "4", "--iters", "1", "--out", str(out)])
+                    "--steps", "3", "--batch-size", "4", "--iters", "1", "--eval-samples", "10",
+                    "--out", str(out)])
     capsys.readouterr()
     for flags in (["--resume", str(out / "checkpoint.pt"), "--iters", "2"],
                   ["--checkpoint", str(out / "checkpoint.pt"), "--digit", "3"]):

@@ -271,7 +271,7 @@ def test_the_averaged_generator_samples_with_the_statistics_of_its_own_weights()
     live.train()(torch.randn(64, 50))                      # the live generator's own statistics
     common.ema_update(averaged, live, 0.5)                 # weights averaged, statistics not copied
     rng_before = torch.get_rng_state()
-    common.standing_statistics(averaged, 50)
+    common.standing_statistics(averaged, 50, batches=10, batch_size=500)
     assert torch.equal(torch.get_rng_state(), rng_before)  # the training's random stream untouched
     assert not averaged.training
     first_norm, live_norm = averaged.dense[1], live.dense[1]
@@ -286,7 +286,7 @@ def test_the_averaged_generator_samples_with_the_statistics_of_its_own_weights()
     assert torch.allclose(first_norm.running_var, hidden.var(1).mean(0), rtol=1e-4)
     # and the same weights always get the same statistics
     kept = first_norm.running_var.clone()
-    common.standing_statistics(averaged, 50)
+    common.standing_statistics(averaged, 50, batches=10, batch_size=500)
     assert torch.equal(first_norm.running_var, kept)
 
 

@@ -41,8 +41,8 @@ plain conditional model; larger w gives more typical, less varied digits (the gu
 
 The U-Net (about a million parameters: small enough to train on a laptop CPU): 28x28 with 32
 channels -> 14x14, 64 -> 7x7, 128 (two blocks, where a 3x3 convolution sees the whole digit;
-32x32, 16x16 and 8x8 for CIFAR-10) -> back up, each level joined with the skip connection of its size. Each residual block is
-GroupNorm -> SiLU -> conv, twice. The time t (sinusoidal features) and the class (one-hot, 11
+32x32, 16x16 and 8x8 for CIFAR-10) -> back up, each level joined with the skip connection of its
+size. Each residual block is GroupNorm -> SiLU -> conv, twice. The time t (sinusoidal features) and the class (one-hot, 11
 slots: ten digits and "no class") are joined and passed through a small MLP, and every block
 turns that embedding into a scale and a shift of its normalized features: the class can then
 change what each feature means, not only add a constant to it, which a bias per channel would.
@@ -88,15 +88,6 @@ diffusion runs in the small latent space of an autoencoder instead of on the pix
     python diffusion.py --checkpoint CKPT --generate 1000 --out s.npz --sampler ddpm
     python diffusion.py --space latent                              # Stable Diffusion in miniature
 """
-import copy
-import math
-import time
-
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-
-import common
 import copy
 import math
 import time
@@ -158,25 +149,25 @@ def parse_args(argv=None):
     common.add_run_arguments(parser, "diffusion", sample_every=500, eval_every=1750,
                              checkpoint_every=500, gif_samples=100, eval_samples=1000)
     args = parser.parse_args(argv)
-    if not args.checkpoint:   # generating, the checkpoint decides (generate() checks --space)
+    if not (args.resume or args.checkpoint):   # else the checkpoint's space (check_space())
         args.space = args.space or "pixel"
     if args.space == "pixel" and (args.latent_channels, args.ae_iters) != (None, None):
         parser.error("--latent-channels and --ae-iters are for --space latent")
-    for key, value in DEFAULTS[args.space or "pixel"].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    common.check_run_arguments(parser, args, positive=(
-        "timesteps", "channels", "iters", "batch_size", "steps")
-        + (("latent_channels", "ae_iters") if args.space == "latent" else ()))
+    fill_defaults(args)
+    common.check_run_arguments(parser, args, positive=[name for name in (
+        "timesteps", "channels", "iters", "batch_size", "steps", "latent_channels", "ae_iters")
+        if getattr(args, name) is not None])
     checks = [(args.timesteps < 2, "--timesteps must be at least 2"),
               (args.steps > args.timesteps, f"--steps {args.steps}: at most --timesteps "
                                             f"({args.timesteps})"),
-              (not 0 <= args.p_uncond <= 1, "--p-uncond must be in [0, 1]"),
+              (not 0 <= args.p_uncond < 1, "--p-uncond must be in [0, 1): at 1 the label is "
+                                           "never seen"),
               (args.guidance is not None and args.guidance < 0, "--guidance must be >= 0"),
               (args.p_uncond == 0 and bool(args.guidance) and not (args.resume or args.checkpoint),
                "--guidance needs the unconditional model: a model trained with --p-uncond 0 "
                "samples at --guidance 0 only"),
-              (args.channels % 8, "--channels must be a multiple of 8 (GroupNorm uses 8 groups)"),
+              ((args.channels or 8) % 8, "--channels must be a multiple of 8 (GroupNorm uses 8 "
+                                         "groups)"),
               (args.gif_samples % CLASSES, f"--gif-samples {args.gif_samples}: one class per "
                                            f"column needs a multiple of {CLASSES}"),
               (args.digit is not None and not 0 <= args.digit < CLASSES,
@@ -189,6 +180,13 @@ def parse_args(argv=None):
         if failed:
             parser.error(message)
     return args
+
+
+def fill_defaults(args):
+    """The flags not given take their space's defaults (once the space is known)."""
+    for key, value in DEFAULTS.get(args.space, {}).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,7 +262,8 @@ def check_labels(labels):
 
 
 class ResidualBlock(nn.Module):
-    """x + convs(x), the embedding of (t, class) entering as a scale and shift of the features."""
+    """x + convs(x), an embedding (of t and the class in the U-Net, of t alone in the latent
+    denoiser) entering as a scale and shift of the features."""
 
     def __init__(self, in_channels, out_channels, embedding_dim):
         super().__init__()
@@ -382,9 +381,10 @@ def sampling_timesteps(schedule, sampler, steps):
 @torch.no_grad()
 def sample(model, schedule, x_T, labels, guidance=1.0, sampler="ddim", steps=50, keep=0,
            clip=1.0):
-    """Run the reverse process from the noise x_T; with keep=K also return K snapshots of the chain
-    (x_T first, x_0 last), for the denoising figure. x0_hat is clipped to the data's range
-    [-clip, clip]: [-1, 1] for pixels."""
+    """Run the reverse process from the noise x_T and return x_0, clamped to the data's range
+    [-clip, clip] ([-1, 1] for pixels), where every x0_hat is clipped too. With keep=K also return
+    the chain at up to K points (x_T first, then after evenly spaced steps, the last step's x
+    last), for the denoising figure."""
     timesteps = sampling_timesteps(schedule, sampler, steps)
     x, chain = x_T, [x_T]
     keep_at = {round(i * (len(timesteps) - 1) / (keep - 1)) for i in range(1, keep)} if keep > 1 \
@@ -494,12 +494,17 @@ def run_config(args):
 
 
 def check_space(args):
-    """With --resume or --checkpoint, --space may only repeat the checkpoint's space."""
+    """With --resume or --checkpoint the checkpoint decides the space: --space may only repeat
+    it, and the flags not given take that space's defaults."""
     path = args.resume or args.checkpoint
-    space = common.load_checkpoint(path, "diffusion")["config"]["space"] if path else None
-    if path and args.space not in (None, space):
+    if not path:
+        return
+    space = common.load_checkpoint(path, "diffusion")["config"]["space"]
+    if args.space not in (None, space):
         raise common.UserError(f"{path} is a checkpoint of the {space}-space model, not of "
                                f"--space {args.space}")
+    args.space = space
+    fill_defaults(args)
 
 
 def guidance_weight(args, config, path):
@@ -517,6 +522,8 @@ def train(args):
     check_space(args)
     run = common.TrainingRun(args, "diffusion", run_config(args))   # --resume: the checkpoint's
     config, device = run.config, run.device
+    sampling = {"guidance": guidance_weight(args, config, args.resume), "sampler": "ddim",
+                "steps": args.steps}
     images, labels = common.load_dataset(config["dataset"], train=True, data_dir=args.data_dir)
     train_data = common.to_training_tensor(images, device)     # (N, C, H, W) in [-1, 1]
     train_labels = torch.from_numpy(labels).to(device)          # (N,)
@@ -537,8 +544,6 @@ def train(args):
     if autoencoder is not None:
         train_data = first_stage(run, autoencoder, train_data, args)
     grid_labels = torch.arange(CLASSES, device=device).repeat(len(fixed_noise) // CLASSES)
-    sampling = {"guidance": guidance_weight(args, config, args.resume), "sampler": "ddim",
-                "steps": args.steps}
     clip = clip_range(autoencoder)
 
     for iteration in range(run.start + 1, args.iters + 1):
@@ -584,8 +589,9 @@ def draw(model, schedule, autoencoder, shape, count, **sampling):
 
 # ---------------------------------------------------------------------------------------------
 # Stable Diffusion in miniature: the autoencoder, the prompt, cross-attention, the latent
-# denoiser and the first stage of training. The schedule, the training step, the samplers and
-# the training loop above run on its latents unchanged.
+# denoiser and the first stage of training. The schedule, the training step and the samplers
+# above run on its latents as they are; the training loop adds this first stage, decodes what it
+# draws (to_images) and clips x0_hat to the latents' range (clip_range).
 
 class Autoencoder(nn.Module):
     """E: image (C, H, W) -> latent (latent_channels, H/4, W/4) and D: back. encode() and
@@ -781,8 +787,8 @@ def generate(args):
     """--generate N to FILE.npz (labels spread evenly, or all --digit D), or --digit D alone: a
     10x10 grid of that class. Prints the time per sample of the chosen sampler."""
     device = common.pick_device(args.device)
-    model, schedule, config, autoencoder = load_model(args.checkpoint, device)
     check_space(args)
+    model, schedule, config, autoencoder = load_model(args.checkpoint, device)
     guidance = guidance_weight(args, config, args.checkpoint)
     common.seed_everything(args.seed)
     labels = common.class_labels(args.generate or 100, args.digit, device)

@@ -1,5 +1,6 @@
-"""Every model of this project at work on points in the plane, in seconds: the scripts' own losses,
-training steps and samplers, imported, on 2-D data small enough to draw completely.
+"""The GANs, WGANs and diffusion models of this project at work on points in the plane, in
+seconds: the scripts' own losses, training steps and samplers, imported, on 2-D data small
+enough to draw completely.
 
 An image model's samples can only be looked at; a 2-D model's whole state can be drawn: the data,
 the samples, the discriminator's verdict D(x) at every point of the plane, and the direction in
@@ -13,8 +14,8 @@ the code that learns is not this file's but gan.py's, wgan.py's and diffusion.py
     python toy2d.py diffusion              # a Swiss roll noised, denoised, and guided
     python toy2d.py coverage               # modes covered by four losses over three seeds
 
-gan: gan.discriminator_loss, gan.generator_loss and gan.train_step on the ring (radius 2, each
-Gaussian's standard deviation sigma = 0.02, as in the unrolled-GAN paper of Metz et al., 2017).
+gan: gan.discriminator_loss, gan.generator_loss and gan.train_step on the ring of the
+unrolled-GAN paper (Metz et al., 2017: radius 2, each Gaussian's standard deviation sigma = 0.02).
 D first trains alone for --d-warmup steps, so the game starts where D wins. The arrow at each
 generated point x is the step G's loss asks of it, -grad_x l_G(x), with the per-point loss
 
@@ -22,21 +23,24 @@ generated point x is the step G's loss asks of it, -grad_x l_G(x), with the per-
     logistic  l_G = -log D(x)      gives  -grad_x l_G = (1 - D(x)) grad_x logit(x)
 
 so where D is sure a point is fake (D(x) near 0) the minimax arrow vanishes and the logistic one
-does not. Mode coverage, as in the unrolled-GAN and VEEGAN (Srivastava et al., 2017) papers: a
-generated point is of high quality when it lies within 3 sigma of the nearest mode; a mode is
-covered when at least 1% of the points are high-quality points of it.
+does not (Adam then rescales G's whole update, so the minimax loss weights each point by D(x)
+rather than stopping G). Mode coverage: a generated point is of high quality when it lies within
+3 sigma of the nearest mode, as in VEEGAN (Srivastava et al., 2017); a mode is covered here when
+at least 1% of the points are high-quality points of it (VEEGAN counts a mode with one such point).
 
 critic: wgan.train_step (its critic loss, its clamp, its gradient penalty) for the GAN loss, the
 WGAN with clipping at c = 0.1 and 0.01, and WGAN-GP, each score drawn over the plane; then the
-WGAN paper's Figure 2 in one dimension: the optimal discriminator between two Gaussians is flat
-where it is sure (its probability has no gradient there), the critic is a slope everywhere.
+WGAN paper's Figure 2 in one dimension: the optimal discriminator between two Gaussians,
+D*(x) = p_real(x) / (p_real(x) + p_fake(x)), is flat where it is sure (its probability has no
+gradient there), while a critic is a slope across both (the paper's critic was clipped; this one
+has the gradient penalty).
 
 diffusion: diffusion.NoiseSchedule.q_sample on a Swiss roll at several t, diffusion.train_step
 with label dropout, diffusion.sample with DDPM (stochastic) and DDIM (deterministic) drawn as
 paths from noise to data, and classifier-free guidance (diffusion.guided_eps) with three classes,
 three pieces of the roll, at w = 0, 1 and 3.
 
-Each experiment writes its figure, a GIF over training and metrics.json to --out
+Each experiment writes its figure, metrics.json and (but coverage) a GIF over training to --out
 (default runs/toy2d/<experiment>).
 """
 import math
@@ -56,6 +60,7 @@ RING_RADIUS, RING_STD, RING_MODES = 2.0, 0.02, 8
 PLANE = 3.0                                   # the figures show [-3, 3] x [-3, 3]
 Z_DIM = 2                                     # the generators' noise
 ARROW_SCALE = 10                              # an arrow of length 10 is drawn 1 unit long
+FIRST_STEPS = 200                             # the arrows' mean length is taken over these
 
 
 def parse_args(argv=None):
@@ -69,8 +74,10 @@ def parse_args(argv=None):
     parser.add_argument("--g-hidden", type=int,
                         help="gan and coverage: G's hidden units (default 128)")
     parser.add_argument("--steps", type=int, help="training steps (default: gan and critic "
-                                                  "2000, diffusion 6000, coverage 2000 a run)")
-    parser.add_argument("--seeds", type=int, help="coverage: seeds 0 ... N-1 (default 3)")
+                                                  "2000, diffusion 6000, coverage 2000 a run; "
+                                                  "critic's 1-D figure always 1000)")
+    parser.add_argument("--seeds", type=int, help="coverage: N runs a loss, seeds --seed ... "
+                                                  "--seed + N - 1 (default 3)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="folder (default runs/toy2d/<experiment>)")
     args = parser.parse_args(argv)
@@ -134,6 +141,7 @@ class Denoiser(nn.Module):
     def __init__(self, hidden=128, time_dim=32):
         super().__init__()
         self.time_dim = time_dim
+        # rows 0-2 for the classes and row diffusion.NO_CLASS (10) for "no class"; 3-9 unused
         self.class_embedding = nn.Embedding(diffusion.NO_CLASS + 1, 16)
         self.net = mlp(2 + time_dim + 16, hidden, 2)
 
@@ -148,8 +156,8 @@ class Denoiser(nn.Module):
 
 def mode_coverage(points, centers, std, min_share=0.01):
     """(modes covered, share of high-quality points): a point is of high quality within 3 std of
-    its nearest center; a mode is covered when at least min_share of all points are high-quality
-    points of it."""
+    its nearest center; a mode is covered when at least min_share of all points (and at least
+    one) are high-quality points of it."""
     distance, nearest = torch.cdist(points, centers).min(1)
     good = distance <= 3 * std
     counts = torch.bincount(nearest[good], minlength=len(centers))
@@ -160,7 +168,9 @@ def generator_arrows(discriminator, points, loss):
     """-grad_x l_G(x) at each point, l_G the per-point generator loss of gan.py; and D(x)."""
     points = points.detach().requires_grad_(True)
     logits = discriminator(points)
-    per_point = gan.generator_loss(logits, loss) * len(points)     # the mean times B: a sum
+    # the mean times B is the sum of the per-point losses; D has no batch norm, so each point's
+    # loss depends on that point alone and its gradient is that point's arrow
+    per_point = gan.generator_loss(logits, loss) * len(points)
     gradient, = torch.autograd.grad(per_point, points)
     return -gradient, torch.sigmoid(logits).detach()
 
@@ -182,8 +192,8 @@ def draw_field(axis, network, title, probability=False, real=None, fake=None):
     grid, ticks = plane_grid()
     values = network(grid).view(len(ticks), len(ticks))
     values = torch.sigmoid(values) if probability else values
-    image = axis.contourf(ticks, ticks, values, levels=20, cmap="RdBu_r",
-                          **({"vmin": 0, "vmax": 1} if probability else {}))
+    levels = np.linspace(0, 1, 21) if probability else 20   # D(x): one scale in every frame
+    image = axis.contourf(ticks, ticks, values, levels=levels, cmap="RdBu_r")
     if real is not None:
         axis.scatter(*real[:500].T, s=2, c="black", label="data")
     if fake is not None:
@@ -246,7 +256,7 @@ def gan_game(args, out):
     pairs = {"minimax": [], "logistic": []}   # (D(G(z)), arrow length) of both losses, same fakes
     for step in range(1, args.steps + 1):
         real, z = common.sample_batch(data, 256), torch.randn(256, Z_DIM)
-        if step <= 200:   # the arrows' mean length over the first steps, before this step
+        if step <= FIRST_STEPS:   # the arrows' mean length over the first steps, before each
             arrows, _ = generator_arrows(discriminator, generator(z).detach(), args.loss)
             lengths.append(arrows.norm(dim=1).mean().item())
         if step == 1 or step % max(1, args.steps // 40) == 0:
@@ -279,7 +289,8 @@ def gan_game(args, out):
     return finish(out, "gan", figure, frames, {
         "loss": args.loss, "steps": args.steps, "d_warmup": args.d_warmup, "seed": args.seed,
         "g_hidden": args.g_hidden, "modes_covered": modes, "high_quality": round(good, 4),
-        "arrow_mean_length_first_200": round(float(np.mean(lengths)), 4),
+        "arrow_mean_length_first_steps": round(float(np.mean(lengths)), 4),
+        "first_steps": len(lengths),
         "history": history}, started)
 
 
@@ -346,14 +357,16 @@ def critic_panels(runs, data, fixed_z, step, extra=0):
         with torch.no_grad():
             fakes = generator(fixed_z)
         image = draw_field(axis, critic, f"{name}, step {step}", False, data, fakes)
-        figure.colorbar(image, ax=axis, fraction=0.046, label="score (its own scale)")
+        figure.colorbar(image, ax=axis, fraction=0.046, label="the logit l(x)" if
+                        name.startswith("GAN") else "the score f(x), its own scale")
     return figure, axes
 
 
 def figure_2(axis, seed, steps=1000):
     """The WGAN paper's Figure 2 in 1-D: real N(2, 0.3^2) against fake N(-2, 0.3^2), D trained
-    with gan.discriminator_loss, the critic with wgan.py's penalized loss; returns the mean
-    slopes |dD/dx| and |df/dx| at the fake points."""
+    with gan.discriminator_loss, the critic with wgan.py's penalized loss, beside the optimal
+    D*(x) = sigmoid(log p_real(x) - log p_fake(x)) = sigmoid(400 x / 9); returns the mean slopes
+    |dD/dx| and |df/dx| at the fake points."""
     torch.manual_seed(seed)
     real, fake = 2 + 0.3 * torch.randn(2000, 1), -2 + 0.3 * torch.randn(2000, 1)
     discriminator, critic = Critic(1), Critic(1)
@@ -375,8 +388,10 @@ def figure_2(axis, seed, steps=1000):
     near_fake = (xs + 2).abs() < 0.6                                  # within 2 std of -2
     for mean, color, name in ((2, "black", "real"), (-2, "orange", "fake")):
         axis.fill_between(xs, torch.exp(-((xs - mean) / 0.3) ** 2 / 2), alpha=0.3, color=color,
-                          label=f"{name}, N({mean}, 0.3^2)")
-    axis.plot(xs, d_of_x.detach(), color="tab:red", label="D(x), optimal")
+                          label=f"{name}, N({mean}, 0.3^2) (scaled)")
+    axis.plot(xs, torch.sigmoid(400 * xs / 9), color="black", linestyle="--", linewidth=1,
+              label="D*(x), the optimal D")
+    axis.plot(xs, d_of_x.detach(), color="tab:red", label=f"D(x), trained {steps} steps")
     f_values = f_of_x.detach()
     axis.plot(xs, (f_values - f_values.min()) / (f_values.max() - f_values.min()),
               color="tab:blue", label="critic f(x), rescaled to [0, 1]")
@@ -416,8 +431,9 @@ def diffusion_toy(args, out):
     scatter_classes(axes[1][0], data[:1500], labels[:1500], "the data: three classes")
     paths = {}
     for axis, sampler, count in zip(axes[1][1:3], ("ddpm", "ddim"), (12, 40)):  # the reverse
+        # the chain at 200 points of DDPM's 1,000 steps, and after each of DDIM's 50
         _, chain = diffusion.sample(model, schedule, noise[:count], wanted[:count], guidance=1,
-                                    sampler=sampler, keep=201 if sampler == "ddpm" else 51)
+                                    sampler=sampler, keep=201 if sampler == "ddpm" else 101)
         paths[sampler] = torch.stack(chain)                           # (snapshots, count, 2)
         for path in paths[sampler].unbind(1):
             axis.plot(*path.T, linewidth=0.5, color="gray")
@@ -438,12 +454,10 @@ def diffusion_toy(args, out):
                         f"{guidance[f'w={w}']['spread']:.2f},\n"
                         f"{guidance[f'w={w}']['on_class']:.0%} on their piece")
     axes[2][3].bar(list(guidance), [row["spread"] for row in guidance.values()])
-    axes[2][3].set(ylabel="mean distance to the class's mean", title="each class pulled together")
-    lengths = {sampler: round((path[1:] - path[:-1]).norm(dim=2).sum(0).mean().item(), 3)
-               for sampler, path in paths.items()}
+    axes[2][3].set(ylabel="mean distance to the class's mean",
+                   title="spread per class (lower: tighter)")
     return finish(out, "diffusion", figure, frames, {
-        "steps": args.steps, "seed": args.seed, "guidance": guidance,
-        "drawn_path_length": lengths}, started)
+        "steps": args.steps, "seed": args.seed, "guidance": guidance}, started)
 
 
 def scatter_classes(axis, points, classes, title, limit=1.2):
@@ -466,15 +480,15 @@ def class_measures(samples, wanted, data, labels):
 # 4. Mode coverage over seeds
 
 def coverage(args, out):
-    """The ring, four losses, args.seeds seeds each: modes covered and high-quality share at the
-    end. The GAN losses train with gan.train_step (no warm-up), the WGANs with wgan.train_step."""
+    """The ring, four losses, --seeds seeds each: modes covered and high-quality share at the end.
+    The GAN losses train with gan.train_step (no warm-up), the WGANs with wgan.train_step."""
     started, results = time.perf_counter(), {}
     data, centers = ring(50_000, torch.Generator().manual_seed(12345))
     variants = {"minimax": None, "logistic": None, "WGAN, clip 0.1": CRITICS["WGAN, clip 0.1"],
                 "WGAN-GP, lambda 10": CRITICS["WGAN-GP, lambda 10"]}
     for name, config in variants.items():
         results[name] = []
-        for seed in range(args.seeds):
+        for seed in range(args.seed, args.seed + args.seeds):
             common.seed_everything(seed)
             if config is None:
                 generator, discriminator, opt_g, opt_d = make_gan(args.g_hidden)

@@ -149,9 +149,10 @@ def toy_tables(name, metrics):
         return [f"ring of 8 Gaussians, --loss {metrics['loss']}, {metrics['steps']:,} steps after "
                 f"D's {metrics['d_warmup']} alone, G with {metrics['g_hidden']} hidden units"
                 + seconds, ""] + markdown_table(
-            ["modes covered (of 8)", "high-quality share", "arrows' mean length, first 200 steps"],
+            ["modes covered (of 8)", "high-quality share",
+             f"arrows' mean length, first {metrics['first_steps']} steps"],
             [[metrics["modes_covered"], f"{metrics['high_quality']:.1%}",
-              metrics["arrow_mean_length_first_200"]]], as_written=True)
+              metrics["arrow_mean_length_first_steps"]]], as_written=True)
     if name.startswith("critic"):
         slopes = metrics["figure_2"]
         rows = [[critic, value["modes_covered"], f"{value['high_quality']:.1%}"]
@@ -176,7 +177,8 @@ def toy_tables(name, metrics):
         rows.append([variant, ", ".join(map(str, modes)), f"{sum(modes) / len(modes):.1f}",
                      ", ".join(f"{share:.1%}" for share in shares),
                      f"{sum(shares) / len(shares):.1%}"])
-    return [f"the ring, {metrics['steps']:,} steps a run, seeds 0-{len(runs) - 1}" + seconds,
+    seeds = [run["seed"] for run in runs]
+    return [f"the ring, {metrics['steps']:,} steps a run, seeds {seeds[0]}-{seeds[-1]}" + seconds,
             ""] + markdown_table(["loss", "modes covered, each seed", "mean",
                                   "high-quality share, each seed", "mean"], rows,
                                  as_written=True)

@@ -146,7 +146,9 @@ def test_latent_mode_trains_resumes_and_generates(tiny_data, tiny_classifier, tm
     # the latent default: the learning rate falls linearly, lr_i = lr (1 - (i - 1) / iters)
     assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(2e-3 / 3)
 
-    diffusion.main(flags + ["--iters", "5", "--resume", str(out / "checkpoint.pt")])
+    # resumed without --space: the checkpoint's space, and that space's defaults (linear decay)
+    assert flags[:2] == ["--space", "latent"]
+    diffusion.main(flags[2:] + ["--iters", "5", "--resume", str(out / "checkpoint.pt")])
     state = common.load_checkpoint(out / "checkpoint.pt", "diffusion")
     assert state["iteration"] == 5                       # the autoencoder was not trained again
     assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(2e-3 / 5)

@@ -42,10 +42,11 @@ plain conditional model; larger w gives more typical, less varied digits (the gu
 The U-Net (about a million parameters: small enough to train on a laptop CPU): 28x28 with 32
 channels -> 14x14, 64 -> 7x7, 128 (two blocks, where a 3x3 convolution sees the whole digit;
 32x32, 16x16 and 8x8 for CIFAR-10) -> back up, each level joined with the skip connection of its
-size. Each residual block is GroupNorm -> SiLU -> conv, twice. The time t (sinusoidal features) and the class (one-hot, 11
-slots: ten digits and "no class") are joined and passed through a small MLP, and every block
-turns that embedding into a scale and a shift of its normalized features: the class can then
-change what each feature means, not only add a constant to it, which a bias per channel would.
+size. Each residual block is GroupNorm -> SiLU -> conv, twice. The time t (sinusoidal features)
+and the class (one-hot, 11 slots: ten digits and "no class") are joined and passed through a
+small MLP, and every block turns that embedding into a scale and a shift of its normalized
+features: the class can then change what each feature means, not only add a constant to it,
+which a bias per channel would.
 No self-attention: at 7x7 the convolutions already cover the image.
 
 Stable Diffusion in miniature (--space latent): Rombach et al., "High-Resolution Image Synthesis

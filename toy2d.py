@@ -75,7 +75,7 @@ def parse_args(argv=None):
                         help="gan and coverage: G's hidden units (default 128)")
     parser.add_argument("--steps", type=int, help="training steps (default: gan and critic "
                                                   "2000, diffusion 6000, coverage 2000 a run; "
-                                                  "critic's 1-D figure always 1000)")
+                                                  "critic's 1-D figure: at most 1000)")
     parser.add_argument("--seeds", type=int, help="coverage: N runs a loss, seeds --seed ... "
                                                   "--seed + N - 1 (default 3)")
     parser.add_argument("--seed", type=int, default=0)
@@ -341,7 +341,7 @@ def critics(args, out):
             figure, _ = critic_panels(runs, data, fixed_z, step)
             frames.append(figure_frame(figure))
     figure, axes = critic_panels(runs, data, fixed_z, args.steps, extra=1)
-    one_d = figure_2(axes[-1], args.seed)
+    one_d = figure_2(axes[-1], args.seed, min(1000, args.steps))
     metrics = {"steps": args.steps, "seed": args.seed, "figure_2": one_d}
     with torch.no_grad():
         for name, (generator, *_rest) in runs.items():

@@ -15,7 +15,8 @@ the code that learns is not this file's but gan.py's, wgan.py's and diffusion.py
     python toy2d.py coverage               # modes covered by four losses over three seeds
 
 gan: gan.discriminator_loss, gan.generator_loss and gan.train_step on the ring of the
-unrolled-GAN paper (Metz et al., 2017: radius 2, each Gaussian's standard deviation sigma = 0.02).
+unrolled-GAN paper (Metz et al., 2017: radius 2, each Gaussian's standard deviation sigma = 0.02),
+or (--data grid) a 5 x 5 grid of Gaussians (spacing 1.2, sigma = 0.05).
 D first trains alone for --d-warmup steps, so the game starts where D wins. The arrow at each
 generated point x is the step G's loss asks of it, -grad_x l_G(x), with the per-point loss
 
@@ -57,6 +58,7 @@ import wgan
 
 EXPERIMENTS = ["gan", "critic", "diffusion", "coverage"]
 RING_RADIUS, RING_STD, RING_MODES = 2.0, 0.02, 8
+GRID_SPACING, GRID_STD = 1.2, 0.05           # a 5 x 5 grid of Gaussians, centers -2.4 ... 2.4
 PLANE = 3.0                                   # the figures show [-3, 3] x [-3, 3]
 Z_DIM = 2                                     # the generators' noise
 ARROW_SCALE = 10                              # an arrow of length 10 is drawn 1 unit long
@@ -68,6 +70,8 @@ def parse_args(argv=None):
     parser.add_argument("experiment", choices=EXPERIMENTS)
     parser.add_argument("--loss", choices=["minimax", "logistic"],
                         help="gan: G's loss (default logistic)")
+    parser.add_argument("--data", choices=["ring", "grid"],
+                        help="gan: a ring of 8 Gaussians or a 5 x 5 grid of 25 (default ring)")
     parser.add_argument("--d-warmup", type=int,
                         help="gan: steps D trains alone before the game, so it starts ahead "
                              "(default 300)")
@@ -81,12 +85,12 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="folder (default runs/toy2d/<experiment>)")
     args = parser.parse_args(argv)
-    own = {"loss": ["gan"], "d_warmup": ["gan"], "g_hidden": ["gan", "coverage"],
+    own = {"loss": ["gan"], "data": ["gan"], "d_warmup": ["gan"], "g_hidden": ["gan", "coverage"],
            "seeds": ["coverage"]}
     for name, experiments in own.items():
         if getattr(args, name) is not None and args.experiment not in experiments:
             parser.error(f"--{name.replace('_', '-')} is for {' and '.join(experiments)}")
-    defaults = {"loss": "logistic", "d_warmup": 300, "g_hidden": 128, "seeds": 3,
+    defaults = {"loss": "logistic", "data": "ring", "d_warmup": 300, "g_hidden": 128, "seeds": 3,
                 "steps": 6000 if args.experiment == "diffusion" else 2000}
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -108,6 +112,21 @@ def ring(count, generator=None):
     centers = RING_RADIUS * torch.stack([angles.cos(), angles.sin()], 1)        # (8, 2)
     mode = torch.randint(RING_MODES, (count,), generator=generator)
     return centers[mode] + RING_STD * torch.randn(count, 2, generator=generator), centers
+
+
+def grid(count, generator=None):
+    """count points of the 5 x 5 grid of Gaussians, and the 25 centers."""
+    axis = GRID_SPACING * torch.arange(-2, 3, dtype=torch.float32)
+    centers = torch.cartesian_prod(axis, axis)                                  # (25, 2)
+    mode = torch.randint(len(centers), (count,), generator=generator)
+    return centers[mode] + GRID_STD * torch.randn(count, 2, generator=generator), centers
+
+
+def mixture(name, count):
+    """(points, centers, std) of the ring or the grid."""
+    if name == "ring":
+        return (*ring(count), RING_STD)
+    return (*grid(count), GRID_STD)
 
 
 def swiss_roll(count, generator=None):
@@ -248,7 +267,8 @@ def warm_up_discriminator(generator, discriminator, opt_d, data, steps, batch=25
 def gan_game(args, out):
     started = time.perf_counter()
     common.seed_everything(args.seed)
-    data, centers = ring(50_000)
+    data, centers, std = mixture(args.data, 50_000)
+    modes_in_all = len(centers)
     generator, discriminator, opt_g, opt_d = make_gan(args.g_hidden)
     warm_up_discriminator(generator, discriminator, opt_d, data, args.d_warmup)
     fixed_z = torch.randn(1000, Z_DIM)
@@ -268,26 +288,27 @@ def gan_game(args, out):
         if step % max(1, args.steps // 40) == 0 or step == args.steps:
             with torch.no_grad():
                 fakes = generator(fixed_z)
-            modes, good = mode_coverage(fakes, centers, RING_STD)
+            modes, good = mode_coverage(fakes, centers, std)
             history["step"].append(step), history["modes"].append(modes)
             history["high_quality"].append(good)
             frames.append(figure_frame(gan_panels(discriminator, data, fakes, args.loss, step,
-                                                  modes, good)[0]))
-    figure, axes = gan_panels(discriminator, data, fakes, args.loss, args.steps, modes, good,
-                              extra=2)
+                                                  f"{modes}/{modes_in_all}", good)[0]))
+    figure, axes = gan_panels(discriminator, data, fakes, args.loss, args.steps,
+                              f"{modes}/{modes_in_all}", good, extra=2)
     for loss, color in (("minimax", "tab:red"), ("logistic", "tab:blue")):
         d_fake, length = torch.cat(pairs[loss]).clamp(min=1e-6).T
         axes[1].scatter(d_fake, length, s=2, c=color, alpha=0.5, label=f"--loss {loss}")
     axes[1].set(xscale="log", yscale="log", xlabel="D(G(z))", ylabel="arrow length",
                 title=f"the fakes of this run, both losses'\narrows (the run trains {args.loss})")
     axes[1].legend()
-    axes[2].plot(history["step"], history["modes"], label="modes covered (of 8)")
-    axes[2].plot(history["step"], [8 * g for g in history["high_quality"]],
-                 label="high-quality share x 8")
-    axes[2].set(xlabel="step", ylim=(-0.3, 8.3), title="mode coverage")
+    axes[2].plot(history["step"], history["modes"], label=f"modes covered (of {modes_in_all})")
+    axes[2].plot(history["step"], [modes_in_all * g for g in history["high_quality"]],
+                 label=f"high-quality share x {modes_in_all}")
+    axes[2].set(xlabel="step", ylim=(-0.3, modes_in_all + 0.3), title="mode coverage")
     axes[2].legend()
     return finish(out, "gan", figure, frames, {
-        "loss": args.loss, "steps": args.steps, "d_warmup": args.d_warmup, "seed": args.seed,
+        "loss": args.loss, "data": args.data, "modes": modes_in_all, "steps": args.steps,
+        "d_warmup": args.d_warmup, "seed": args.seed,
         "g_hidden": args.g_hidden, "modes_covered": modes, "high_quality": round(good, 4),
         "arrow_mean_length_first_steps": round(float(np.mean(lengths)), 4),
         "first_steps": len(lengths),
@@ -299,7 +320,7 @@ def gan_panels(discriminator, data, fakes, loss, step, modes, good, extra=0):
     figure, axes = common.pyplot().subplots(1, 1 + extra, figsize=(4.2 * (1 + extra), 4.2),
                                             squeeze=False)
     axes = axes[0]
-    image = draw_field(axes[0], discriminator, f"--loss {loss}, step {step}:\n{modes}/8 modes, "
+    image = draw_field(axes[0], discriminator, f"--loss {loss}, step {step}:\n{modes} modes, "
                        f"{good:.0%} high quality", True, data, fakes)
     shown = fakes[::10]
     arrows, _ = generator_arrows(discriminator, shown, loss)   # one scale in every frame and run

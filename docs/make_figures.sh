@@ -181,6 +181,7 @@ part_toy2d() {   # the models on points in the plane: seconds each
     toy gan-minimax gan --loss minimax
     toy gan-logistic gan --loss logistic
     toy gan-collapse gan --loss logistic --g-hidden 8     # a weaker G: the GAN collapses
+    toy gan-grid gan --loss logistic --data grid
     toy critic critic
     toy diffusion diffusion
     toy coverage coverage

@@ -146,10 +146,12 @@ def toy_tables(name, metrics):
     """toy2d.py: one table per experiment."""
     seconds = f"; {metrics['seconds']} s"
     if name.startswith("gan"):
-        return [f"ring of 8 Gaussians, --loss {metrics['loss']}, {metrics['steps']:,} steps after "
+        shape = {"ring": "ring of 8 Gaussians", "grid": "5 x 5 grid of 25 Gaussians"}[
+            metrics.get("data", "ring")]
+        return [f"{shape}, --loss {metrics['loss']}, {metrics['steps']:,} steps after "
                 f"D's {metrics['d_warmup']} alone, G with {metrics['g_hidden']} hidden units"
                 + seconds, ""] + markdown_table(
-            ["modes covered (of 8)", "high-quality share",
+            [f"modes covered (of {metrics.get('modes', 8)})", "high-quality share",
              f"arrows' mean length, first {metrics['first_steps']} steps"],
             [[metrics["modes_covered"], f"{metrics['high_quality']:.1%}",
               metrics["arrow_mean_length_first_steps"]]], as_written=True)

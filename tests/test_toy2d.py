@@ -53,6 +53,12 @@ def test_the_toy_diffusion_runs_diffusion_py_s_step_sampler_and_guidance(monkeyp
     assert set(metrics["guidance"]) == {"w=0", "w=1", "w=3"}
 
 
+def test_the_game_on_the_grid_counts_25_modes(tmp_path):
+    metrics = toy2d.main(["gan", "--data", "grid", "--steps", "2", "--d-warmup", "1",
+                          "--out", str(tmp_path / "grid")])
+    assert metrics["modes"] == 25 and 0 <= metrics["modes_covered"] <= 25
+
+
 def test_two_seeded_runs_give_the_same_numbers(tmp_path):
     runs = [toy2d.main(["gan", "--steps", "5", "--d-warmup", "3", "--out", str(tmp_path / f"r{i}")])
             for i in range(2)]
@@ -64,6 +70,7 @@ def test_two_seeded_runs_give_the_same_numbers(tmp_path):
 
 
 @pytest.mark.parametrize("flags", [["critic", "--loss", "minimax"], ["diffusion", "--seeds", "2"],
+                                   ["critic", "--data", "grid"], ["gan", "--data", "moons"],
                                    ["gan", "--steps", "0"], ["coverage", "--d-warmup", "5"],
                                    ["gan", "--d-warmup", "-1"], ["swiss"]])
 def test_a_flag_of_another_experiment_or_out_of_range_is_one_line(flags, capsys):
@@ -140,6 +147,9 @@ def test_the_data_and_the_schedule_on_points():
     points, centers = toy2d.ring(1000, torch.Generator().manual_seed(0))
     assert points.shape == (1000, 2) and centers.shape == (8, 2)
     assert torch.cdist(points, centers).min(1).values.max() < 6 * STD
+    points, centers = toy2d.grid(1000, torch.Generator().manual_seed(0))
+    assert points.shape == (1000, 2) and centers.shape == (25, 2)
+    assert torch.cdist(points, centers).min(1).values.max() < 6 * toy2d.GRID_STD
     roll, classes = toy2d.swiss_roll(1000, torch.Generator().manual_seed(0))
     assert roll.shape == (1000, 2) and set(classes.tolist()) == {0, 1, 2}
     assert roll.abs().max() < 1.1

@@ -456,6 +456,7 @@ def diffusion_toy(args, out):
         _, chain = diffusion.sample(model, schedule, noise[:count], wanted[:count], guidance=1,
                                     sampler=sampler, keep=201 if sampler == "ddpm" else 101)
         paths[sampler] = torch.stack(chain)                           # (snapshots, count, 2)
+        axis.scatter(*data[:1500].T, s=1, c="lightgray")              # where the paths must end
         for path in paths[sampler].unbind(1):
             axis.plot(*path.T, linewidth=0.5, color="gray")
         axis.scatter(*paths[sampler][0].T, s=8, c="black", label="x_T (noise)", zorder=3)

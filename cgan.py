@@ -218,9 +218,7 @@ def train(args):
     train_labels = torch.from_numpy(labels).to(device)          # (N,)
     generator, discriminator = (net.to(device) for net in build_networks(config))
     ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
-    # fused=True: one kernel for all of Adam's update instead of several per tensor: faster on a CPU
-    opt_g = torch.optim.Adam(generator.parameters(), args.lr, (args.beta1, 0.999), fused=True)
-    opt_d = torch.optim.Adam(discriminator.parameters(), args.lr, (args.beta1, 0.999), fused=True)
+    opt_g, opt_d = common.adam_pair(generator, discriminator, args.lr, args.beta1)
     # The grid: row r, column c is G(z_r | c), so a row keeps one style across the ten classes.
     fixed_z = torch.randn(args.gif_samples // CLASSES, config["z_dim"],
                           device=device).repeat_interleave(CLASSES, 0)

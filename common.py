@@ -7,7 +7,8 @@ way. It imports no script.
     errors       UserError, exit_on_user_error (one line, no traceback)
     data         load_dataset, to_training_tensor, sample_batch, file_digest
     run          argument_parser, add_run_arguments, check_run_arguments, check_d_dropout,
-                 pick_device, seed_everything, ema_update, standing_statistics, Progress,
+                 pick_device, seed_everything, adam_pair, ema_update, standing_statistics,
+                 decay_learning_rate, Progress,
                  TrainingRun (what a training loop does besides learning), draw_samples,
                  class_labels, save_samples, save_class_samples
     figures      atomic_path, make_run_dir, image_grid, save_grid, save_labeled_grid, save_gif,
@@ -442,6 +443,13 @@ def standing_statistics(generator, z_dim, classes=None, batches=10, batch_size=5
     for norm, momentum in zip(norms, momenta):
         norm.momentum = momentum
     generator.eval()
+
+
+def adam_pair(generator, discriminator, lr, beta1):
+    """The GAN's two Adam optimizers (gan.py, cgan.py), betas (beta1, 0.999). fused=True: one
+    kernel for all of Adam's update instead of several per tensor, faster on a CPU."""
+    return (torch.optim.Adam(generator.parameters(), lr, (beta1, 0.999), fused=True),
+            torch.optim.Adam(discriminator.parameters(), lr, (beta1, 0.999), fused=True))
 
 
 def decay_learning_rate(optimizers, lr, done):

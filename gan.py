@@ -198,12 +198,6 @@ def train_step(generator, discriminator, opt_g, opt_d, real, z, loss):
     return loss_d.detach(), loss_g.detach(), real_logits.detach(), fake_logits.detach()
 
 
-def make_optimizers(generator, discriminator, lr, beta1):
-    # fused=True: one kernel for all of Adam's update instead of several per tensor: faster on a CPU
-    return (torch.optim.Adam(generator.parameters(), lr, (beta1, 0.999), fused=True),
-            torch.optim.Adam(discriminator.parameters(), lr, (beta1, 0.999), fused=True))
-
-
 @torch.no_grad()
 def overfitting_gap(discriminator, train_images, test_images):
     """Mean logit of D on training images minus on held-out test images (Karras et al. 2020).
@@ -229,7 +223,7 @@ def train(args):
             "mnist", train=False, data_dir=args.data_dir)[0], device)
     generator, discriminator = (net.to(device) for net in build_networks(config))
     ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
-    opt_g, opt_d = make_optimizers(generator, discriminator, args.lr, args.beta1)
+    opt_g, opt_d = common.adam_pair(generator, discriminator, args.lr, args.beta1)
     fixed_z = torch.randn(args.gif_samples, config["z_dim"], device=device)  # every GIF frame
     run.track({"generator": generator, "discriminator": discriminator,
                "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_d": opt_d}, fixed_z)

@@ -450,17 +450,16 @@ def diffusion_toy(args, out):
         scatter_classes(axis, x_t, labels[:1500], f"forward: x_t ~ q(x_t | x_0), t = {t}",
                         limit=2.5)
     scatter_classes(axes[1][0], data[:1500], labels[:1500], "the data: three classes")
-    paths = {}
     for axis, sampler, count in zip(axes[1][1:3], ("ddpm", "ddim"), (12, 40)):  # the reverse
         # the chain at 200 points of DDPM's 1,000 steps, and after each of DDIM's 50
         _, chain = diffusion.sample(model, schedule, noise[:count], wanted[:count], guidance=1,
                                     sampler=sampler, keep=201 if sampler == "ddpm" else 101)
-        paths[sampler] = torch.stack(chain)                           # (snapshots, count, 2)
+        paths = torch.stack(chain)                                    # (snapshots, count, 2)
         axis.scatter(*data[:1500].T, s=1, c="lightgray")              # where the paths must end
-        for path in paths[sampler].unbind(1):
+        for path in paths.unbind(1):
             axis.plot(*path.T, linewidth=0.5, color="gray")
-        axis.scatter(*paths[sampler][0].T, s=8, c="black", label="x_T (noise)", zorder=3)
-        axis.scatter(*paths[sampler][-1].T, s=8, c="tab:red", label="x_0", zorder=3)
+        axis.scatter(*paths[0].T, s=8, c="black", label="x_T (noise)", zorder=3)
+        axis.scatter(*paths[-1].T, s=8, c="tab:red", label="x_0", zorder=3)
         axis.set(title=f"reverse, {sampler.upper()}: {count} paths\nfrom noise to data, w = 1",
                  aspect="equal",
                  xlim=(-2.5, 2.5), ylim=(-2.5, 2.5))

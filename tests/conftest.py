@@ -110,3 +110,13 @@ def small_standing_statistics(monkeypatch):
     import common
     monkeypatch.setattr(common, "standing_statistics",
                         functools.partial(common.standing_statistics, batches=2, batch_size=64))
+
+
+def one_line_exit(main, argv, capsys):
+    """Run a script's main(argv), expect exit status 2 and exactly one line on stderr; return it."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1, error
+    return error[0]

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from conftest import one_line_exit
 from hypothesis import given, settings, strategies as st
 
 import diffusion
@@ -74,11 +75,7 @@ def test_two_seeded_runs_give_the_same_numbers(tmp_path):
                                    ["gan", "--steps", "0"], ["coverage", "--d-warmup", "5"],
                                    ["gan", "--d-warmup", "-1"], ["swiss"]])
 def test_a_flag_of_another_experiment_or_out_of_range_is_one_line(flags, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        toy2d.main(flags)
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err.strip().splitlines()
-    assert len(error) == 1 and error[0].startswith("toy2d.py: error: "), error
+    assert one_line_exit(toy2d.main, flags, capsys).startswith("toy2d.py: error: ")
 
 
 # --- the mode-coverage measures ------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """Diffusion on pixels, latent diffusion and the conditional GAN, from the checkpoints of finished
-runs: what each cost to train, what it costs per sample, and what its samples score, for the same
-asked digits.
+runs: how long each trained (in steps; what a step costs on a CPU is measured by
+benchmarks/step_costs.py, on one machine), what it costs per sample, and what its samples score,
+for the same asked digits.
 
 Prints one table row per setting: the conditional GAN; the pixel diffusion model with DDIM (50
 steps) at several guidance weights; the latent model (Stable Diffusion in miniature) likewise;
 with --unguided, a model trained without label dropout, at w = 0 (problem 2(a) of the course:
-against the guided model's rows); and DDPM (all 1000 steps) against DDIM on the same labels. Every row draws labels 0-9 spread
-evenly, is timed in this one process (so the models are compared on the same machine and load),
+against the guided model's rows); and DDPM (all 1000 steps) against DDIM on the same labels.
+Every row draws labels 0-9 spread evenly, is timed in this one process (so the models are compared on the same machine and load),
 and is measured by common.sample_quality (FID at the row's N: compare FIDs only at equal N).
 Writes a figure of the same asked digits from the three models.
 
@@ -27,12 +28,12 @@ import common  # noqa: E402
 import diffusion  # noqa: E402
 
 
-COLUMNS = ["model", "training minutes", "N", "ms per sample", "conditional accuracy", "FID",
+COLUMNS = ["model", "training steps", "N", "ms per sample", "conditional accuracy", "FID",
            "class entropy"]
 ROWS = []   # the table, also written with --json for docs/RESULTS.md
 
 
-def measure(name, draw, labels, classifier, data_dir, train_seconds):
+def measure(name, draw, labels, classifier, data_dir, train_steps):
     """Time draw(labels), measure the images, print a table row."""
     torch.manual_seed(0)
     started = time.perf_counter()
@@ -41,7 +42,7 @@ def measure(name, draw, labels, classifier, data_dir, train_seconds):
     quality = common.sample_quality(images, labels, classifier, data_dir)
     accuracy, n = quality["conditional_accuracy"], len(labels)
     standard_error = (accuracy * (1 - accuracy) / n) ** 0.5
-    ROWS.append([name, round(train_seconds / 60, 1), n, float(f"{seconds / n * 1000:.3g}"),
+    ROWS.append([name, train_steps, n, float(f"{seconds / n * 1000:.3g}"),
                  f"{accuracy:.2%} +- {standard_error:.2%}", round(quality["fid"], 1),
                  round(quality["class_entropy"], 3)])
     print("| " + " | ".join(str(cell) for cell in ROWS[-1]) + " |", flush=True)
@@ -51,7 +52,7 @@ def measure(name, draw, labels, classifier, data_dir, train_seconds):
 def diffusion_rows(name, path, guidances, default, labels, classifier, data_dir):
     """One row per guidance weight (DDIM 50 steps); returns the images at the default weight."""
     model, schedule, config, autoencoder = diffusion.load_model(path, "cpu")
-    train_seconds = common.load_checkpoint(path, "diffusion")["train_seconds"]
+    train_steps = common.load_checkpoint(path, "diffusion")["iteration"]
     kept = None
     for guidance in guidances:
         images = measure(f"{name}, DDIM 50 steps, w = {guidance:g}"
@@ -59,10 +60,10 @@ def diffusion_rows(name, path, guidances, default, labels, classifier, data_dir)
                          lambda wanted: diffusion.to_images(autoencoder, diffusion.draw_samples(
                              model, schedule, wanted, diffusion.diffused_shape(config),
                              guidance=guidance, clip=diffusion.clip_range(autoencoder))),
-                         labels, classifier, data_dir, train_seconds)
+                         labels, classifier, data_dir, train_steps)
         if guidance == default:
             kept = images
-    return kept, (model, schedule, config, autoencoder, train_seconds)
+    return kept, (model, schedule, config, autoencoder, train_steps)
 
 
 def main():
@@ -97,7 +98,7 @@ def main():
     print("| " + " | ".join(COLUMNS) + " |\n" + "|---" * len(COLUMNS) + "|")
     rows = {"cgan": measure("cgan.py (one generator pass)",
                             lambda wanted: cgan.draw_samples(generator, wanted, z_dim), labels,
-                            classifier, args.data_dir, state["train_seconds"])}
+                            classifier, args.data_dir, state["iteration"])}
     if args.diffusion:
         rows["pixel diffusion"], pixel = diffusion_rows(
             "pixel diffusion", args.diffusion, args.guidance, args.default_guidance, labels,
@@ -111,14 +112,14 @@ def main():
                        classifier, args.data_dir)
     few = common.class_labels(args.ddpm_samples, None, "cpu")
     for sampler in ("ddim", "ddpm") if args.ddpm_samples and args.diffusion else ():
-        model, schedule, config, _, train_seconds = pixel
+        model, schedule, config, _, train_steps = pixel
         steps = len(diffusion.sampling_timesteps(schedule, sampler, 50))
         measure(f"pixel diffusion, {sampler.upper()} {steps} steps, w = "
                 f"{args.default_guidance:g}",
                 lambda wanted: diffusion.draw_samples(
                     model, schedule, wanted, config["image_shape"],
                     guidance=args.default_guidance, sampler=sampler),
-                few, classifier, args.data_dir, train_seconds)
+                few, classifier, args.data_dir, train_steps)
 
     if args.figure:   # the first 30 samples of each model: labels 0-9 in every row
         names = [name for name in ("pixel diffusion", "latent diffusion", "cgan") if name in rows]

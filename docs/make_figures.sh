@@ -10,7 +10,7 @@
 # Parts: gan-minimax gan-logistic gan-no-dropout dcgan cgan cgan-conv wgan-gan wgan-clip
 # wgan-gp-dropout wgan-gp wgan-sweep ema-bn adversarial diffusion latent no-dropout compare
 # measures speed inspect toy2d. Each takes at most 40 minutes on 2 CPU
-# cores; "no-dropout", "compare" and "inspect" use the checkpoints of the parts before them.
+# cores; "ema-bn", "compare" and "inspect" use the checkpoints of the parts before them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -146,21 +146,18 @@ part_latent() {   # Stable Diffusion in miniature: autoencoder, latent diffusion
     done
 }
 
-part_compare() {   # pixel diffusion, latent diffusion and the CGAN on the same asked digits
-    python benchmarks/diffusion_vs_cgan.py --diffusion runs/diffusion/pixel/checkpoint.pt \
-        --latent runs/diffusion/latent/checkpoint.pt --cgan runs/cgan/mlp-30k/checkpoint.pt \
-        --guidance 0 0.5 1 2 4 --ddpm-samples 100 --figure docs/diffusion_vs_cgan.png \
-        --json docs/runs/diffusion/comparison.json
-}
-
-part_no-dropout() {   # problem 2(a): the latent model without label dropout, against the guided one
+part_no-dropout() {   # problem 2(a): the latent model without label dropout (measured by "compare")
     python diffusion.py --space latent --p-uncond 0 --out runs/diffusion/latent-no-dropout
     keep diffusion latent-no-dropout
-    python benchmarks/diffusion_vs_cgan.py --latent runs/diffusion/latent/checkpoint.pt \
+    cp runs/diffusion/latent-no-dropout/classes.png docs/latent_no_dropout_classes.png
+}
+
+part_compare() {   # pixel diffusion, latent diffusion (with and without label dropout), the CGAN
+    python benchmarks/diffusion_vs_cgan.py --diffusion runs/diffusion/pixel/checkpoint.pt \
+        --latent runs/diffusion/latent/checkpoint.pt --cgan runs/cgan/mlp-30k/checkpoint.pt \
         --unguided runs/diffusion/latent-no-dropout/checkpoint.pt \
-        --cgan runs/cgan/mlp-30k/checkpoint.pt --ddpm-samples 0 \
-        --title "Latent diffusion with label dropout at each w, without it at w = 0, and the conditional GAN" \
-        --json docs/runs/diffusion/label_dropout.json
+        --guidance 0 0.5 1 2 4 --ddpm-samples 100 --figure docs/diffusion_vs_cgan.png \
+        --json docs/runs/diffusion/comparison.json
 }
 
 part_ema-bn() {   # the averaged generators' batch norm: the live generator's statistics or their own
@@ -173,8 +170,9 @@ part_measures() {   # what FID, entropy and Parzen say about real data, noise an
     python benchmarks/calibrate_metrics.py --parzen --json docs/runs/measures/calibration.json
 }
 
-part_speed() {   # gan.py's in-memory batches against a DataLoader, and against a typical script
-    python benchmarks/speed.py --json docs/runs/speed/speed.json
+part_speed() {   # gan.py's in-memory batches against a DataLoader, and against a typical script;
+    python benchmarks/speed.py --json docs/runs/speed/speed.json   # what a step and a sample cost
+    python benchmarks/step_costs.py --json docs/runs/speed/step_costs.json
 }
 
 part_toy2d() {   # the models on points in the plane: seconds each

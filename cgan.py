@@ -213,9 +213,7 @@ def train(args):
               "image_shape": list(common.DATASETS[args.dataset]["shape"])}
     run = common.TrainingRun(args, "cgan", config)   # with --resume, the checkpoint's config
     config, device = run.config, run.device
-    images, labels = common.load_dataset(config["dataset"], train=True, data_dir=args.data_dir)
-    train_images = common.to_training_tensor(images, device)   # (N, C, H, W) in [-1, 1]
-    train_labels = torch.from_numpy(labels).to(device)          # (N,)
+    train_images, train_labels = common.dataset_tensors(config["dataset"], device, args.data_dir)
     generator, discriminator = (net.to(device) for net in build_networks(config))
     ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
     opt_g, opt_d = common.adam_pair(generator, discriminator, args.lr, args.beta1)

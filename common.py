@@ -5,7 +5,7 @@ adversarial.py) holds its own algorithm and takes from here only what every scri
 way. It imports no script.
 
     errors       UserError, exit_on_user_error (one line, no traceback)
-    data         load_dataset, to_training_tensor, sample_batch, file_digest
+    data         load_dataset, to_training_tensor, dataset_tensors, sample_batch, file_digest
     run          argument_parser, add_run_arguments, check_run_arguments, check_d_dropout,
                  pick_device, seed_everything, adam_pair, ema_update, standing_statistics,
                  decay_learning_rate, Progress,
@@ -278,6 +278,13 @@ def to_training_tensor(images, device):
     what makes CPU training fast compared with a DataLoader that transforms one image at a time.
     """
     return torch.from_numpy(images).to(device).float().div_(127.5).sub_(1.0)
+
+
+def dataset_tensors(dataset, device, data_dir=None, train=True):
+    """A dataset's training (or test) split as tensors on the device: the images (N, C, H, W) in
+    [-1, 1] and their labels (N,)."""
+    images, labels = load_dataset(dataset, train=train, data_dir=data_dir)
+    return to_training_tensor(images, device), torch.from_numpy(labels).to(device)
 
 
 def sample_batch(images, batch_size, labels=None):

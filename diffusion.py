@@ -525,9 +525,7 @@ def train(args):
     config, device = run.config, run.device
     sampling = {"guidance": guidance_weight(args, config, args.resume), "sampler": "ddim",
                 "steps": args.steps}
-    images, labels = common.load_dataset(config["dataset"], train=True, data_dir=args.data_dir)
-    train_data = common.to_training_tensor(images, device)     # (N, C, H, W) in [-1, 1]
-    train_labels = torch.from_numpy(labels).to(device)          # (N,)
+    train_data, train_labels = common.dataset_tensors(config["dataset"], device, args.data_dir)
     schedule = NoiseSchedule(config["timesteps"], config["schedule"], device)
     model, autoencoder = build_networks(config)
     # channels-last memory layout: the convolutions of a training step run faster with it on a CPU

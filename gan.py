@@ -216,11 +216,9 @@ def train(args):
               "d_dropout": args.d_dropout}
     run = common.TrainingRun(args, "gan", config)   # with --resume, the checkpoint's config
     config, device = run.config, run.device
-    images, _ = common.load_dataset(config["dataset"], train=True, data_dir=args.data_dir)
-    train_images = common.to_training_tensor(images, device)   # (N, C, H, W) in [-1, 1]
+    train_images, _ = common.dataset_tensors(config["dataset"], device, args.data_dir)
     if run.classifier is not None:   # MNIST: held-out images, to see whether D memorizes
-        test_images = common.to_training_tensor(common.load_dataset(
-            "mnist", train=False, data_dir=args.data_dir)[0], device)
+        test_images, _ = common.dataset_tensors("mnist", device, args.data_dir, train=False)
     generator, discriminator = (net.to(device) for net in build_networks(config))
     ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
     opt_g, opt_d = common.adam_pair(generator, discriminator, args.lr, args.beta1)

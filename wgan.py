@@ -299,8 +299,7 @@ def train(args):
               "image_shape": list(common.DATASETS[args.dataset]["shape"])}
     run = common.TrainingRun(args, "wgan", config, log_every=50)   # --resume: its config
     config, device = run.config, run.device
-    images, _ = common.load_dataset(config["dataset"], train=True, data_dir=args.data_dir)
-    train_images = common.to_training_tensor(images, device)   # (N, C, H, W) in [-1, 1]
+    train_images, _ = common.dataset_tensors(config["dataset"], device, args.data_dir)
     generator, critic = (net.to(device) for net in build_networks(config))
     ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
     opt_g, opt_f = make_optimizers(generator, critic, config)

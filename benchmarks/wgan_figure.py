@@ -94,7 +94,7 @@ def compare_table(runs):
 def sweep_table(runs):
     """Per clip value: quality, the critic's estimate and how many weights sit at the bound."""
     columns = ["clip c", "generator steps", "FID", "class entropy",
-               "critic's estimate: mean of the last 100 steps", "lowest / highest logged",
+               "critic's estimate: the last logged mean", "lowest / highest logged",
                "critic weights at the bound"]
     rows = []
     for run in runs:
@@ -150,7 +150,7 @@ def refit_curve(run, steps=1500, every=300, batch_size=64, held_out=2000):
 
 def refit_table(runs, steps=1500, every=300, batch_size=64, held_out=2000):
     """One column per clipped run: its critic's estimate as it trains on alone, and in the header
-    the estimate that the run logged over its last 100 training steps."""
+    the estimate that the run logged last (a mean over its last logging interval)."""
     columns, curves = ["critic steps against the frozen generator"], []
     for run in runs:
         clip, estimates = refit_curve(run, steps, every, batch_size, held_out)

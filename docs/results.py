@@ -87,7 +87,8 @@ def run_details(metrics):
              "loss": "loss"}
     logged = [f"{names.get(key[6:], key[6:])} {value:.3g}" for key, value in metrics.items()
               if key.startswith("final_") and isinstance(value, float)]
-    lines = [f"mean of the last 100 iterations: {', '.join(logged)}"] if logged else []
+    lines = [f"the last logged means (over the run's last logging interval of at most 100 "
+             f"iterations): {', '.join(logged)}"] if logged else []
     histogram = metrics.get("class_histogram")
     if histogram:
         shares = [count / sum(histogram) for count in histogram]

@@ -8,6 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+# With pytest -n (pytest-xdist) every core runs its own test process: one torch thread each, so
+# that the processes do not fight over the cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 # Real MNIST, for the few tests that need it: $DATA_DIR/mnist, else ./data/mnist in the checkout;
 # they skip when it is absent.

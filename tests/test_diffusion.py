@@ -251,8 +251,8 @@ def test_a_training_step_lowers_the_loss_on_one_batch():
 def test_train_resume_generate(tiny_data, tiny_classifier, tmp_path):
     out = tmp_path / "run"
     flags = ["--data-dir", str(tiny_data), "--channels", "8", "--timesteps", "20", "--steps", "5",
-             "--batch-size", "4", "--sample-every", "2", "--eval-every", "3", "--eval-samples",
-             "10", "--classifier", str(tiny_classifier)]
+             "--batch-size", "4", "--sample-every", "3", "--eval-every", "3", "--eval-samples",
+             "10", "--classifier", str(tiny_classifier), "--gif-samples", "10"]
     diffusion.main(flags + ["--iters", "3", "--out", str(out)])
     for name in ("checkpoint.pt", "progress.gif", "curves.png", "quality.png", "classes.png",
                  "chain.png", "guidance.png", "samples_0000003.png", "metrics.json"):

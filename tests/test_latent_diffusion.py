@@ -122,9 +122,9 @@ def test_the_denoiser_listens_to_the_prompt_and_keeps_the_latent_shape():
 
 # --- the script --------------------------------------------------------------------------------
 
-FLAGS = ["--space", "latent", "--channels", "16", "--ae-iters", "30", "--timesteps", "20",
+FLAGS = ["--space", "latent", "--channels", "8", "--ae-iters", "10", "--timesteps", "20",
          "--steps", "5", "--batch-size", "8", "--sample-every", "2", "--eval-every", "3",
-         "--eval-samples", "10"]
+         "--eval-samples", "10", "--gif-samples", "10"]
 
 
 def test_latent_mode_trains_resumes_and_generates(tiny_data, tiny_classifier, tmp_path):

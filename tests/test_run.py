@@ -19,13 +19,14 @@ from conftest import NO_REAL_MNIST, REAL_MNIST
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Each script, with flags that make a run of a few iterations on the tiny data quick.
+# Each script, with flags that make a run of a few iterations on the tiny data quick (a test's
+# own flags come after these, and win).
 SCRIPTS = {
-    "gan": (gan, ["--batch-size", "4"]),
-    "cgan": (cgan, ["--batch-size", "4"]),
-    "wgan": (wgan, ["--batch-size", "4", "--n-critic", "2"]),
+    "gan": (gan, ["--batch-size", "4", "--gif-samples", "16"]),
+    "cgan": (cgan, ["--batch-size", "4", "--gif-samples", "10"]),
+    "wgan": (wgan, ["--batch-size", "4", "--n-critic", "2", "--gif-samples", "16"]),
     "diffusion": (diffusion, ["--batch-size", "4", "--channels", "8", "--timesteps", "10",
-                              "--steps", "2"]),
+                              "--steps", "2", "--gif-samples", "10"]),
 }
 
 

@@ -9,7 +9,7 @@
 #
 # Parts: gan-minimax gan-logistic gan-no-dropout dcgan cgan cgan-conv wgan-gan wgan-clip
 # wgan-gp-dropout wgan-gp wgan-sweep ema-bn adversarial diffusion latent no-dropout compare
-# measures speed inspect toy2d. Each takes at most 40 minutes on 2 CPU
+# measures speed inspect toy2d. Each takes up to about an hour on 2 CPU
 # cores; "ema-bn", "compare" and "inspect" use the checkpoints of the parts before them.
 set -euo pipefail
 cd "$(dirname "$0")/.."

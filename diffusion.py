@@ -701,6 +701,15 @@ class LatentDenoiser(nn.Module):
         return self.conv_out(h)
 
 
+def autoencoder_step(autoencoder, optimizer, x):
+    """One step of stage 1: minimize || x - D(E(x)) ||^2 on the batch x."""
+    loss = F.mse_loss(autoencoder.decoder(autoencoder.encoder(x)), x)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
 def train_autoencoder(autoencoder, train_images, iterations, batch_size=64, lr=2e-3):
     """Stage 1 of latent diffusion: minimize || x - D(E(x)) ||^2, then freeze the autoencoder and
     set the scaling from the training set: mu and sigma of E(x) per channel, and the largest |z|
@@ -709,11 +718,8 @@ def train_autoencoder(autoencoder, train_images, iterations, batch_size=64, lr=2
     optimizer = torch.optim.AdamW(autoencoder.parameters(), lr, fused=True)
     progress = common.Progress(iterations, every=500)
     for iteration in range(1, iterations + 1):
-        x = common.sample_batch(train_images, batch_size)
-        loss = F.mse_loss(autoencoder.decoder(autoencoder.encoder(x)), x)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss = autoencoder_step(autoencoder, optimizer, common.sample_batch(train_images,
+                                                                            batch_size))
         progress.update(iteration, autoencoder_mse=loss.item())
     autoencoder.eval().requires_grad_(False)
     with torch.no_grad():

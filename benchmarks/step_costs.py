@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cgan  # noqa: E402
@@ -72,17 +71,14 @@ def denoiser_iteration(space, layout=torch.channels_last, batch_size=BATCH):
 
 
 def autoencoder_iteration():
-    """One iteration of stage 1 of the latent model, as diffusion.train_autoencoder does it."""
+    """One iteration of stage 1 of the latent model: diffusion.autoencoder_step."""
     args = diffusion.parse_args(["--space", "latent"])
     _, autoencoder = diffusion.build_networks(diffusion.run_config(args))
     optimizer = torch.optim.AdamW(autoencoder.parameters(), 2e-3, fused=True)
     x = torch.rand(BATCH, 1, 28, 28) * 2 - 1
 
     def iteration():
-        loss = F.mse_loss(autoencoder.decoder(autoencoder.encoder(x)), x)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        diffusion.autoencoder_step(autoencoder, optimizer, x)
     return iteration, args.ae_iters
 
 

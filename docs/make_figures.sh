@@ -7,7 +7,7 @@
 #     bash docs/make_figures.sh                 # every part, in order
 #     bash docs/make_figures.sh diffusion latent  # some parts (a lecturer's rerun before a class)
 #
-# Parts: gan-minimax gan-logistic gan-no-dropout dcgan cgan cgan-conv wgan-gan wgan-clip
+# Parts: gan-minimax gan-logistic gan-no-dropout gan-seeds dcgan cgan cgan-conv wgan-gan wgan-clip
 # wgan-gp-dropout wgan-gp wgan-sweep ema-bn adversarial diffusion latent no-dropout compare
 # measures speed inspect toy2d. Each takes up to about an hour on 2 CPU
 # cores; "ema-bn", "compare" and "inspect" use the checkpoints of the parts before them.
@@ -59,6 +59,15 @@ part_gan-no-dropout() {   # without dropout D memorizes the training set and FID
         python benchmarks/gan_dropout_figure.py runs/gan/logistic-100k-no-dropout \
             runs/gan/logistic-100k runs/gan/minimax-100k --out docs/gan_dropout.png
     fi
+}
+
+part_gan-seeds() {   # minimax against logistic at 20,000 iterations, over three seeds
+    for seed in 0 1 2; do
+        for loss in minimax logistic; do
+            python gan.py --loss "$loss" --seed "$seed" --out "runs/gan/$loss-20k-seed$seed"
+            keep gan "$loss-20k-seed$seed"
+        done
+    done
 }
 
 part_dcgan() {   # the DCGAN of gan.py on MNIST (Fashion-MNIST and CIFAR-10: the same command)
@@ -209,7 +218,7 @@ part_inspect() {   # the limits section: what the samples of each model get wron
     done
 }
 
-all=(gan-minimax gan-logistic gan-no-dropout dcgan cgan cgan-conv wgan-gan wgan-clip wgan-gp-dropout
+all=(gan-minimax gan-logistic gan-no-dropout gan-seeds dcgan cgan cgan-conv wgan-gan wgan-clip wgan-gp-dropout
      wgan-gp wgan-sweep ema-bn adversarial diffusion latent no-dropout compare measures speed inspect
      toy2d)
 parts=("$@")

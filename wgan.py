@@ -40,13 +40,16 @@ drops clipping and adds
 at points between real and generated images, where an optimal critic has gradient norm 1; it
 uses Adam with beta1 = 0 and beta2 = 0.9, as in that paper.
 
-The papers train the critic `--n-critic` = 5 times per generator step, with learning rates of
-5e-5 (RMSprop, clipping) and 1e-4 (Adam, WGAN-GP), for hundreds of thousands of critic steps; on
-a CPU budget of minutes those critic steps eat the time the generator needs. The defaults here:
-WGAN-GP trains its critic once per generator step, as the GAN its discriminator, with Adam at
-5e-4 (the GAN: 2e-4, as in gan.py); the clipped critic, which learns more slowly, twice, with
-RMSprop at 2e-4. `--critic-lr` gives the critic a learning rate of its own (two time scales,
-Heusel et al. 2017).
+-E[f(G(z))] + E[f(x)] estimates K * W only for a critic near its optimum. The papers train the
+critic `--n-critic` = 5 times per generator step, with learning rates of 5e-5 (RMSprop, clipping)
+and 1e-4 (Adam, WGAN-GP), for hundreds of thousands of critic steps; the WGAN authors' code also
+trains it 100 times before each of the first 25 generator steps and every 500th, so that G starts
+against a critic near its optimum and the critic is brought back to it now and then
+(`--critic-schedule paper`, 5 steps otherwise). On a CPU budget of minutes those critic steps eat
+the time the generator needs. The defaults here: WGAN-GP trains its critic once per generator
+step, as the GAN its discriminator, with Adam at 5e-4 (the GAN: 2e-4, as in gan.py); the clipped
+critic, which learns more slowly, twice, with RMSprop at 2e-4. `--critic-lr` gives the critic a
+learning rate of its own (two time scales, Heusel et al. 2017).
 
 The networks of the course's exercise, sized for a CPU:
     generator:     dense z -> (64, s, s), then transposed conv -> (32, 2s, 2s), transposed conv
@@ -89,7 +92,10 @@ def parse_args(argv=None):
                         help="what the second network learns: the critic of W, or the GAN's "
                              "discriminator")
     parser.add_argument("--n-critic", type=int, help="critic (or D) steps per G step (default "
-                        "2 with clipping, else 1; the WGAN papers: 5)")
+                        "2 with clipping, else 1; with --critic-schedule paper 5)")
+    parser.add_argument("--critic-schedule", choices=["constant", "paper"], default="constant",
+                        help="paper: 100 critic steps before each of G's first 25 steps and "
+                             "every 500th, --n-critic otherwise (the WGAN authors' code)")
     parser.add_argument("--clip", type=float, help="critic weights in [-c, c] (the clipped WGAN "
                                                    "only; default 0.01)")
     parser.add_argument("--gradient-penalty", type=float, metavar="LAMBDA",
@@ -114,7 +120,7 @@ def parse_args(argv=None):
     if clipped and args.clip is None:
         args.clip = 0.01
     if args.n_critic is None:
-        args.n_critic = 2 if clipped else 1
+        args.n_critic = 5 if args.critic_schedule == "paper" else 2 if clipped else 1
     if args.dropout is None:
         args.dropout = 0.0 if args.gradient_penalty else 0.2
     if args.lr is None:   # Adam for the GAN and WGAN-GP, RMSprop for the clipped WGAN
@@ -242,12 +248,21 @@ def critic_step(critic, opt_f, real, fake, config):
     return loss_f.detach(), real_scores.detach(), fake_scores.detach()
 
 
-def train_step(generator, critic, opt_g, opt_f, train_images, batch_size, config):
-    """config["n_critic"] critic steps (each on a fresh real batch and fresh z), then one
-    generator step. Returns the numbers to log: for the WGAN the critic's estimate
+def critic_steps(iteration, config):
+    """How many critic steps come before generator step `iteration` (1, 2, ...): --n-critic; with
+    the paper's schedule 100 before each of the first 25 and before every 500th (1, 501, 1001,
+    ...: the WGAN authors' code counts the generator steps already taken, 0, 500, 1000, ...)."""
+    if config.get("critic_schedule") == "paper" and (iteration <= 25 or iteration % 500 == 1):
+        return 100
+    return config["n_critic"]
+
+
+def train_step(generator, critic, opt_g, opt_f, train_images, batch_size, config, n_critic=None):
+    """n_critic (default config["n_critic"]) critic steps, each on a fresh real batch and fresh z,
+    then one generator step. Returns the numbers to log: for the WGAN the critic's estimate
     E[f(x)] - E[f(G(z))] of its last step, for the GAN the discriminator's loss; and G's loss."""
     loss, z_dim = config["loss"], config["z_dim"]
-    for _ in range(config["n_critic"]):
+    for _ in range(n_critic or config["n_critic"]):
         real = common.sample_batch(train_images, batch_size)       # (B, C, H, W)
         with torch.no_grad():
             fake = generator(torch.randn(len(real), z_dim, device=real.device))
@@ -266,17 +281,16 @@ def train_step(generator, critic, opt_g, opt_f, train_images, batch_size, config
 
 
 def make_optimizers(generator, critic, config):
-    """Adam for the GAN (as in gan.py), RMSprop for the clipped WGAN, Adam(0, 0.9) for WGAN-GP."""
+    """RMSprop for the clipped WGAN; Adam for the GAN (betas (0.5, 0.999), as in gan.py) and for
+    WGAN-GP ((0, 0.9), its paper's), or the betas config["betas"] names."""
     lr, critic_lr = config["lr"], config["critic_lr"]
-    if config["loss"] == "gan":
-        return (torch.optim.Adam(generator.parameters(), lr, (0.5, 0.999), fused=True),
-                torch.optim.Adam(critic.parameters(), critic_lr, (0.5, 0.999), fused=True))
-    if config["gradient_penalty"]:
-        return (torch.optim.Adam(generator.parameters(), lr, (0.0, 0.9), fused=True),
-                torch.optim.Adam(critic.parameters(), critic_lr, (0.0, 0.9), fused=True))
-    # The WGAN paper: RMSprop (momentum-based optimizers made the clipped critic unstable)
-    return (torch.optim.RMSprop(generator.parameters(), lr),
-            torch.optim.RMSprop(critic.parameters(), critic_lr))
+    if config["loss"] == "wasserstein" and not config["gradient_penalty"]:
+        # The WGAN paper: RMSprop (momentum-based optimizers made the clipped critic unstable)
+        return (torch.optim.RMSprop(generator.parameters(), lr),
+                torch.optim.RMSprop(critic.parameters(), critic_lr))
+    betas = config.get("betas") or ((0.5, 0.999) if config["loss"] == "gan" else (0.0, 0.9))
+    return (torch.optim.Adam(generator.parameters(), lr, betas, fused=True),
+            torch.optim.Adam(critic.parameters(), critic_lr, betas, fused=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,9 +307,9 @@ def variant(config):
 
 def train(args):
     config = {"dataset": args.dataset, "loss": args.loss, "z_dim": args.z_dim,
-              "n_critic": args.n_critic, "clip": args.clip, "dropout": args.dropout,
-              "gradient_penalty": args.gradient_penalty, "lr": args.lr,
-              "critic_lr": args.critic_lr,
+              "n_critic": args.n_critic, "critic_schedule": args.critic_schedule,
+              "clip": args.clip, "dropout": args.dropout,
+              "gradient_penalty": args.gradient_penalty, "lr": args.lr, "critic_lr": args.critic_lr,
               "image_shape": list(common.DATASETS[args.dataset]["shape"])}
     run = common.TrainingRun(args, "wgan", config, log_every=50)   # --resume: its config
     config, device = run.config, run.device
@@ -320,7 +334,7 @@ def train(args):
     for iteration in range(run.start + 1, args.iters + 1):
         started = time.perf_counter()
         numbers = train_step(generator, critic, opt_g, opt_f, train_images, args.batch_size,
-                             config)
+                             config, critic_steps(iteration, config))
         common.ema_update(ema_generator, generator, args.ema)
         run.log(iteration, time.perf_counter() - started, **numbers)
 

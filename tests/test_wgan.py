@@ -219,6 +219,38 @@ def test_a_loss_s_defaults_fill_only_the_flags_not_given(loss):
     assert (given.n_critic, given.lr, given.critic_lr, given.dropout) == (7, 3e-5, 3e-5, 0.1)
 
 
+@pytest.mark.parametrize("iteration, expected", [(1, 100), (25, 100), (26, 5), (500, 5),
+                                                 (501, 100), (502, 5), (1000, 5), (1001, 100)])
+def test_the_paper_s_critic_schedule(iteration, expected):
+    # the WGAN authors' code: 100 critic steps while fewer than 25 generator steps are done and
+    # whenever the steps done are a multiple of 500; --n-critic (5 by default) otherwise
+    args = wgan.parse_args(["--critic-schedule", "paper"])
+    settings = {"critic_schedule": args.critic_schedule, "n_critic": args.n_critic}
+    assert wgan.critic_steps(iteration, settings) == expected
+    assert wgan.critic_steps(iteration, {**settings, "critic_schedule": "constant"}) == 5
+    assert wgan.critic_steps(iteration, {"n_critic": 2}) == 2   # a checkpoint made before it
+
+
+def test_the_training_loop_takes_the_scheduled_critic_steps(tiny_data, tmp_path):
+    # 3 generator steps under the paper's schedule: 100 critic steps before each
+    wgan.main(["--critic-schedule", "paper", "--iters", "3", "--data-dir", str(tiny_data),
+               "--out", str(tmp_path / "run"), "--batch-size", "8", "--gif-samples", "4",
+               "--eval-samples", "16"])
+    state = common.load_checkpoint(tmp_path / "run" / "checkpoint.pt", "wgan")
+    assert {int(s["step"]) for s in state["opt_f"]["state"].values()} == {300}
+    assert {int(s["step"]) for s in state["opt_g"]["state"].values()} == {3}
+
+
+@pytest.mark.parametrize("betas", [(0.5, 0.9), (0.0, 0.99)])
+def test_a_recipe_s_adam_betas(betas):
+    for loss, penalty in (("gan", None), ("wasserstein", 10.0)):
+        settings = {**config(loss=loss, penalty=penalty), "betas": betas}
+        _, _, opt_g, opt_f = setup(settings)
+        assert opt_g.param_groups[0]["betas"] == opt_f.param_groups[0]["betas"] == betas
+    _, _, opt_g, _ = setup(config(loss="gan"))
+    assert opt_g.param_groups[0]["betas"] == (0.5, 0.999)
+
+
 def test_the_clipped_critic_trains_more_often_than_its_generator():
     # the clipped WGAN's estimate needs a critic near its optimum (Arjovsky et al.'s n_critic)
     assert wgan.parse_args([]).n_critic > 1

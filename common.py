@@ -424,18 +424,18 @@ def ema_update(ema_model, model, decay):
 
 
 @torch.no_grad()
-def standing_statistics(generator, z_dim, classes=None, batches=10, batch_size=500):
+def standing_statistics(generator, z_dim, classes=None, batches=10, batch_size=500, seed=0):
     """Give a generator's batch norms the statistics of its own weights ("standing statistics",
     Brock et al. 2019, BigGAN): the plain average of the batch means and variances over `batches`
     batches of z ~ N(0, I) (labels 0, 1, 2, ... if `classes`), then eval mode. Recomputed, not
     averaged along with the weights: averaged statistics would still be the live weights'. Its z
-    comes from a random stream of its own, seeded, so it draws nothing from the training's. A
-    generator without batch norm is left as it is."""
+    comes from a random stream of its own, seeded with `seed`, so it draws nothing from the
+    training's. A generator without batch norm is left as it is."""
     norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return
     device = next(generator.parameters()).device
-    stream = torch.Generator().manual_seed(0)
+    stream = torch.Generator().manual_seed(seed)
     momenta = [norm.momentum for norm in norms]
     for norm in norms:
         norm.reset_running_stats()

@@ -12,7 +12,7 @@ the code that learns is not this file's but gan.py's, wgan.py's and diffusion.py
     python toy2d.py gan --loss logistic    # the same game with the non-saturating loss
     python toy2d.py critic                 # what D and the WGAN's critics measure, 2-D and 1-D
     python toy2d.py diffusion              # a Swiss roll noised, denoised, and guided
-    python toy2d.py coverage               # modes covered by four losses over three seeds
+    python toy2d.py coverage               # modes covered by four losses over five seeds
 
 gan: gan.discriminator_loss, gan.generator_loss and gan.train_step on the ring of the
 unrolled-GAN paper (Metz et al., 2017: radius 2, each Gaussian's standard deviation sigma = 0.02),
@@ -28,13 +28,17 @@ does not (Adam then rescales G's whole update, so the minimax loss weights each 
 rather than stopping G). Mode coverage: a generated point is of high quality when it lies within
 3 sigma of the nearest mode, as in VEEGAN (Srivastava et al., 2017); a mode is covered here when
 at least 1% of the points are high-quality points of it (VEEGAN counts a mode with one such point).
+A run's count can jump from 8 to 0 within 50 steps, so the critic and coverage experiments report
+the mean over the last 10 evaluations, one every 50 steps.
 
 critic: wgan.train_step (its critic loss, its clamp, its gradient penalty) for the GAN loss, the
-WGAN with clipping at c = 0.1 and 0.01, and WGAN-GP, each score drawn over the plane; then the
-WGAN paper's Figure 2 in one dimension: the optimal discriminator between two Gaussians,
-D*(x) = p_real(x) / (p_real(x) + p_fake(x)), is flat where it is sure (its probability has no
-gradient there), while a critic is a slope across both (the paper's critic was clipped; this one
-has the gradient penalty).
+WGAN with clipping and WGAN-GP, as the WGAN-GP paper trains them on points (below, CRITICS), each
+score drawn over the plane; then that paper's Figure 1: a clipped and a penalized critic trained
+against a generator held fixed at the data plus Gaussian noise, their level sets on the ring, the
+grid and the Swiss roll (critic_fixed.png); then the WGAN paper's Figure 2 in one dimension: the
+optimal discriminator between two Gaussians, D*(x) = p_real(x) / (p_real(x) + p_fake(x)), is flat
+where it is sure (its probability has no gradient there), while a critic is a slope across both
+(the paper's critic was clipped; this one has the gradient penalty).
 
 diffusion: diffusion.NoiseSchedule.q_sample on a Swiss roll at several t, diffusion.train_step
 with label dropout, diffusion.sample with DDPM (stochastic) and DDIM (deterministic) drawn as
@@ -63,6 +67,7 @@ PLANE = 3.0                                   # the figures show [-3, 3] x [-3, 
 Z_DIM = 2                                     # the generators' noise
 ARROW_SCALE = 10                              # an arrow of length 10 is drawn 1 unit long
 FIRST_STEPS = 200                             # the arrows' mean length is taken over these
+EVAL_EVERY, EVAL_LAST = 50, 10                # coverage: every 50 steps, the mean of the last 10
 
 
 def parse_args(argv=None):
@@ -79,9 +84,10 @@ def parse_args(argv=None):
                         help="gan and coverage: G's hidden units (default 128)")
     parser.add_argument("--steps", type=int, help="training steps (default: gan and critic "
                                                   "2000, diffusion 6000, coverage 2000 a run; "
-                                                  "critic's 1-D figure: at most 1000)")
+                                                  "critic's fixed-generator and 1-D figures: at "
+                                                  "most 1000)")
     parser.add_argument("--seeds", type=int, help="coverage: N runs a loss, seeds --seed ... "
-                                                  "--seed + N - 1 (default 3)")
+                                                  "--seed + N - 1 (default 5)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="folder (default runs/toy2d/<experiment>)")
     args = parser.parse_args(argv)
@@ -90,7 +96,7 @@ def parse_args(argv=None):
     for name, experiments in own.items():
         if getattr(args, name) is not None and args.experiment not in experiments:
             parser.error(f"--{name.replace('_', '-')} is for {' and '.join(experiments)}")
-    defaults = {"loss": "logistic", "data": "ring", "d_warmup": 300, "g_hidden": 128, "seeds": 3,
+    defaults = {"loss": "logistic", "data": "ring", "d_warmup": 300, "g_hidden": 128, "seeds": 5,
                 "steps": 6000 if args.experiment == "diffusion" else 2000}
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -181,6 +187,13 @@ def mode_coverage(points, centers, std, min_share=0.01):
     good = distance <= 3 * std
     counts = torch.bincount(nearest[good], minlength=len(centers))
     return int((counts >= max(1.0, min_share * len(points))).sum()), good.float().mean().item()
+
+
+def averaged_coverage(evaluations, last=EVAL_LAST):
+    """The mean (modes covered, high-quality share) over the last `last` of a run's evaluations,
+    each a mode_coverage() pair."""
+    modes, shares = zip(*evaluations[-last:])
+    return float(np.mean(modes)), float(np.mean(shares))
 
 
 def generator_arrows(discriminator, points, loss):
@@ -333,19 +346,24 @@ def gan_panels(discriminator, data, fakes, loss, step, modes, good, extra=0):
 # ---------------------------------------------------------------------------------------------
 # 2. The critic
 
-# wgan.py's recipes: critic steps per G step as its defaults (2 for clipping, else 1)
+# The WGAN-GP paper's recipes on points (Gulrajani et al. 2017, its code gan_toy.py): 5 critic
+# steps a generator step; the clipped critic with RMSprop and c = 0.01, the penalized one with
+# Adam (0.5, 0.9) and lambda 0.1 (its toy lambda: 10 is its images'). Their learning rates are
+# the paper's (5e-5, 1e-4) times 10, since a run here takes 2,000 of its 100,000 steps, and the
+# networks have 2 hidden layers of 128 units instead of its 3 of 512, so a run takes seconds.
+# The GAN's D trains as in the game above: 1 step a generator step, Adam 1e-3 (0.5, 0.999).
 CRITICS = {"GAN's D (--loss gan)": {"loss": "gan", "gradient_penalty": 0, "n_critic": 1},
-           "WGAN, clip 0.1": {"loss": "wasserstein", "gradient_penalty": 0, "clip": 0.1,
-                              "n_critic": 2},
            "WGAN, clip 0.01": {"loss": "wasserstein", "gradient_penalty": 0, "clip": 0.01,
-                               "n_critic": 2},
-           "WGAN-GP, lambda 10": {"loss": "wasserstein", "gradient_penalty": 10, "n_critic": 1}}
+                               "n_critic": 5, "lr": 5e-4},
+           "WGAN-GP, lambda 0.1": {"loss": "wasserstein", "gradient_penalty": 0.1, "n_critic": 5,
+                                   "betas": (0.5, 0.9), "lr": 1e-3}}
 
 
-def make_wgan(config, g_hidden=128, lr=1e-3):
-    """G, the critic and wgan.py's optimizers for this loss (Adam, RMSprop for clipping)."""
+def make_wgan(recipe, g_hidden=128):
+    """G, the critic, wgan.py's optimizers for this recipe, and its config for wgan.train_step."""
     generator, critic = mlp(Z_DIM, g_hidden, 2), Critic()
-    config = {"z_dim": Z_DIM, "lr": lr, "critic_lr": lr, **config}
+    lr = recipe.get("lr", 1e-3)
+    config = {"z_dim": Z_DIM, "lr": lr, "critic_lr": lr, **recipe}
     return (generator, critic, *wgan.make_optimizers(generator, critic, config), config)
 
 
@@ -353,22 +371,68 @@ def critics(args, out):
     started = time.perf_counter()
     common.seed_everything(args.seed)
     data, centers = ring(50_000)
-    runs = {name: make_wgan(config) for name, config in CRITICS.items()}
+    runs = {name: make_wgan(recipe) for name, recipe in CRITICS.items()}
     fixed_z, frames = torch.randn(1000, Z_DIM), []
+    evaluations = {name: [] for name in runs}
     for step in range(1, args.steps + 1):
-        for generator, critic, opt_g, opt_f, config in runs.values():
+        for name, (generator, critic, opt_g, opt_f, config) in runs.items():
             wgan.train_step(generator, critic, opt_g, opt_f, data, 256, config)
+            if step % EVAL_EVERY == 0 or step == args.steps:
+                with torch.no_grad():
+                    evaluations[name].append(mode_coverage(generator(fixed_z), centers, RING_STD))
         if step % max(1, args.steps // 20) == 0 or step == args.steps:
             figure, _ = critic_panels(runs, data, fixed_z, step)
             frames.append(figure_frame(figure))
     figure, axes = critic_panels(runs, data, fixed_z, args.steps, extra=1)
     one_d = figure_2(axes[-1], args.seed, min(1000, args.steps))
-    metrics = {"steps": args.steps, "seed": args.seed, "figure_2": one_d}
-    with torch.no_grad():
-        for name, (generator, *_rest) in runs.items():
-            modes, good = mode_coverage(generator(fixed_z), centers, RING_STD)
-            metrics[name] = {"modes_covered": modes, "high_quality": round(good, 4)}
+    metrics = {"steps": args.steps, "seed": args.seed, "figure_2": one_d,
+               "figure_1": figure_1(out, args.seed, min(1000, args.steps))}
+    for name, recipe in CRITICS.items():
+        modes, good = averaged_coverage(evaluations[name])
+        metrics[name] = {**recipe, "modes_covered": round(modes, 2), "high_quality": round(good, 4)}
     return finish(out, "critic", figure, frames, metrics, started)
+
+
+def figure_1(out, seed, steps=1000):
+    """The WGAN-GP paper's Figure 1: the clipped and the penalized critic of CRITICS trained
+    against a generator held fixed at the data plus N(0, I) noise, the data scaled to unit
+    spread as in the paper; each critic's level sets over the plane on the ring, the grid and the
+    Swiss roll, and its loss over the steps. Returns, for each, the step after which its loss
+    (a mean over 100 steps) had fallen to within 5% of its lowest."""
+    torch.manual_seed(seed)
+    datasets = {"ring": ring(50_000)[0], "5 x 5 grid": grid(50_000)[0],
+                "Swiss roll": swiss_roll(50_000)[0]}
+    recipes = {name: CRITICS[name] for name in ("WGAN, clip 0.01", "WGAN-GP, lambda 0.1")}
+    figure, axes = common.pyplot().subplots(2, 4, figsize=(16, 8))
+    grid_points, ticks = plane_grid()
+    settled = {}
+    for row, (name, recipe) in enumerate(recipes.items()):
+        for column, (data_name, data) in enumerate(datasets.items()):
+            data = data / data.std()
+            _, critic, _, opt_f, config = make_wgan(recipe)
+            losses = []
+            for _ in range(steps):
+                real = common.sample_batch(data, 256)
+                fake = common.sample_batch(data, 256) + torch.randn(256, 2)   # the fixed "G"
+                losses.append(wgan.critic_step(critic, opt_f, real, fake, config)[0].item())
+            smooth = np.convolve(losses, np.ones(100) / 100, mode="valid") if steps >= 100 \
+                else np.array(losses)
+            reached = smooth <= smooth.min() + 0.05 * (smooth[0] - smooth.min())
+            settled[f"{name}, {data_name}"] = int(np.argmax(reached)) + min(100, steps)
+            with torch.no_grad():
+                values = critic(grid_points).view(len(ticks), len(ticks))
+            axis = axes[row][column]
+            axis.scatter(*data[:1000].T, s=1, c="black", alpha=0.5)
+            axis.contour(ticks, ticks, values, levels=20, cmap="RdBu_r", linewidths=0.8)
+            axis.set(title=f"{name}: {data_name}", aspect="equal",
+                     xlim=(-PLANE, PLANE), ylim=(-PLANE, PLANE), xticks=[], yticks=[])
+            axes[row][3].plot(smooth, linewidth=1, label=data_name)
+        axes[row][3].set(xlabel="critic step", ylabel="L_f (mean of 100 steps)",
+                         title=f"{name}: the critic loss")
+        axes[row][3].legend(fontsize=8)
+    figure.suptitle("Critics against a generator held fixed at data + N(0, I): level sets of f")
+    common.save_figure(figure, out / "critic_fixed.png")
+    return {"steps": steps, "settled_at": settled}
 
 
 def critic_panels(runs, data, fixed_z, step, extra=0):
@@ -501,35 +565,44 @@ def class_measures(samples, wanted, data, labels):
 # 4. Mode coverage over seeds
 
 def coverage(args, out):
-    """The ring, four losses, --seeds seeds each: modes covered and high-quality share at the end.
-    The GAN losses train with gan.train_step (no warm-up), the WGANs with wgan.train_step."""
+    """The ring, four losses, --seeds seeds each: modes covered and high-quality share, each the
+    mean over a run's last 10 evaluations (every 50 steps, 2,500 points of a fixed z). The GAN
+    losses train with gan.train_step (no warm-up), the WGANs with wgan.train_step and CRITICS'
+    recipes."""
     started, results = time.perf_counter(), {}
     data, centers = ring(50_000, torch.Generator().manual_seed(12345))
-    variants = {"minimax": None, "logistic": None, "WGAN, clip 0.1": CRITICS["WGAN, clip 0.1"],
-                "WGAN-GP, lambda 10": CRITICS["WGAN-GP, lambda 10"]}
-    for name, config in variants.items():
+    variants = {"minimax": None, "logistic": None, "WGAN, clip 0.01": CRITICS["WGAN, clip 0.01"],
+                "WGAN-GP, lambda 0.1": CRITICS["WGAN-GP, lambda 0.1"]}
+    for name, recipe in variants.items():
         results[name] = []
         for seed in range(args.seed, args.seed + args.seeds):
             common.seed_everything(seed)
-            if config is None:
+            if recipe is None:
                 generator, discriminator, opt_g, opt_d = make_gan(args.g_hidden)
-                for _ in range(args.steps):
+            else:
+                generator, critic, opt_g, opt_f, config = make_wgan(recipe, args.g_hidden)
+            fixed_z, evaluations = torch.randn(2500, Z_DIM), []
+            for step in range(1, args.steps + 1):
+                if recipe is None:
                     gan.train_step(generator, discriminator, opt_g, opt_d,
                                    common.sample_batch(data, 256), torch.randn(256, Z_DIM), name)
-            else:
-                generator, critic, opt_g, opt_f, full = make_wgan(config, args.g_hidden)
-                for _ in range(args.steps):
-                    wgan.train_step(generator, critic, opt_g, opt_f, data, 256, full)
-            with torch.no_grad():
-                modes, good = mode_coverage(generator(torch.randn(2500, Z_DIM)), centers, RING_STD)
-            results[name].append({"seed": seed, "modes_covered": modes,
+                else:
+                    wgan.train_step(generator, critic, opt_g, opt_f, data, 256, config)
+                if step % EVAL_EVERY == 0 or step == args.steps:
+                    with torch.no_grad():
+                        evaluations.append(mode_coverage(generator(fixed_z), centers, RING_STD))
+            modes, good = averaged_coverage(evaluations)
+            results[name].append({"seed": seed, "modes_covered": round(modes, 2),
                                   "high_quality": round(good, 4)})
-            print(f"{name}, seed {seed}: {modes}/8 modes, {good:.1%} high quality", flush=True)
+            print(f"{name}, seed {seed}: {modes:.1f}/8 modes, {good:.1%} high quality "
+                  f"(the mean of the last {min(EVAL_LAST, len(evaluations))} evaluations)",
+                  flush=True)
     figure, axis = common.pyplot().subplots(figsize=(6, 3.5))
     for index, (name, rows) in enumerate(results.items()):
         axis.scatter([index] * len(rows), [row["modes_covered"] for row in rows], s=30)
     axis.set(xticks=range(len(results)), ylabel="modes covered (of 8)", ylim=(-0.3, 8.3),
-             title=f"the ring after {args.steps} steps, {args.seeds} seeds each")
+             title=f"the ring after {args.steps} steps, {args.seeds} seeds each: the mean over "
+                   f"\nthe last {EVAL_LAST} evaluations (every {EVAL_EVERY} steps)")
     axis.set_xticklabels(list(results), fontsize=8)
     return finish(out, "coverage", figure, None,
                   {"steps": args.steps, "g_hidden": args.g_hidden, "runs": results}, started)

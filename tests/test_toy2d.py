@@ -3,6 +3,7 @@ measures on hand-made point sets, shapes, and seeded runs that repeat."""
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from conftest import one_line_exit
@@ -40,10 +41,31 @@ def test_the_critics_run_wgan_py_s_own_step_clamp_and_penalty(monkeypatch, tmp_p
     steps = spy(monkeypatch, wgan, "train_step")
     clamps = spy(monkeypatch, wgan, "clip_weights")
     penalties = spy(monkeypatch, wgan, "gradient_penalty")
-    toy2d.main(["critic", "--steps", "2", "--out", str(tmp_path / "critic")])
+    metrics = toy2d.main(["critic", "--steps", "2", "--out", str(tmp_path / "critic")])
     assert len(steps) == 2 * len(toy2d.CRITICS)
-    assert len(clamps) == 2 * 2 * 2                        # 2 steps x 2 critic steps x 2 clips
-    assert len(penalties) >= 2                             # WGAN-GP's, and Figure 2's critic
+    # the game: 2 steps x 5 critic steps; Figure 1: 3 data sets x 2 steps; Figure 2: 2 steps
+    assert len(clamps) == 2 * 5 + 3 * 2
+    assert len(penalties) == 2 * 5 + 3 * 2 + 2
+    assert (tmp_path / "critic" / "critic_fixed.png").is_file()
+    assert len(metrics["figure_1"]["settled_at"]) == 6
+
+
+def test_the_toy_wgans_follow_the_wgan_gp_paper_s_toy_recipe():
+    # gan_toy.py: 5 critic steps; RMSprop, c = 0.01; Adam (0.5, 0.9), lambda 0.1
+    clipped, penalized = toy2d.CRITICS["WGAN, clip 0.01"], toy2d.CRITICS["WGAN-GP, lambda 0.1"]
+    assert clipped["n_critic"] == penalized["n_critic"] == 5
+    *_, opt_f, config = toy2d.make_wgan(clipped)
+    assert isinstance(opt_f, torch.optim.RMSprop) and config["clip"] == 0.01
+    *_, opt_f, config = toy2d.make_wgan(penalized)
+    assert opt_f.param_groups[0]["betas"] == (0.5, 0.9) and config["gradient_penalty"] == 0.1
+    assert opt_f.param_groups[0]["lr"] == config["lr"] == config["critic_lr"]
+
+
+def test_coverage_trains_every_loss_for_every_seed(monkeypatch, tmp_path):
+    gan_steps, wgan_steps = spy(monkeypatch, gan, "train_step"), spy(monkeypatch, wgan, "train_step")
+    metrics = toy2d.main(["coverage", "--steps", "3", "--seeds", "2", "--out", str(tmp_path)])
+    assert len(gan_steps) == 2 * 2 * 3 and len(wgan_steps) == 2 * 2 * 3
+    assert [row["seed"] for rows in metrics["runs"].values() for row in rows] == [0, 1] * 4
 
 
 def test_the_toy_diffusion_runs_diffusion_py_s_step_sampler_and_guidance(monkeypatch, tmp_path):
@@ -127,6 +149,22 @@ def test_the_high_quality_share_counts_the_points_near_a_mode(good, far, seed):
     covered, share = toy2d.mode_coverage(points, CENTERS, STD)
     assert share == pytest.approx(good / (good + far))
     assert covered == (1 if good >= max(1, 0.01 * (good + far)) else 0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.integers(0, 8), min_size=1, max_size=30), st.integers(0, 10_000))
+def test_the_averaged_coverage_is_the_mean_of_the_last_ten_evaluations(modes_per_step, seed):
+    # one point set per evaluation, with points on the first k modes: k modes, share 1; and
+    # 3 far points beside them, so the share is the points' own fraction
+    evaluations = []
+    for k in modes_per_step:
+        points = torch.cat([near(CENTERS[i], 50, seed + i) for i in range(k)]
+                           + [torch.full((3, 2), 10.0)])
+        evaluations.append(toy2d.mode_coverage(points, CENTERS, STD))
+    modes, share = toy2d.averaged_coverage(evaluations)
+    last = modes_per_step[-10:]
+    assert modes == pytest.approx(np.mean(last))
+    assert share == pytest.approx(np.mean([50 * k / (50 * k + 3) for k in last]))
 
 
 # --- shapes ---------------------------------------------------------------------------------------

@@ -426,8 +426,9 @@ def figure_1(out, seed, steps=1000):
             axis.contour(ticks, ticks, values, levels=20, cmap="RdBu_r", linewidths=0.8)
             axis.set(title=f"{name}: {data_name}", aspect="equal",
                      xlim=(-PLANE, PLANE), ylim=(-PLANE, PLANE), xticks=[], yticks=[])
-            axes[row][3].plot(smooth, linewidth=1, label=data_name)
-        axes[row][3].set(xlabel="critic step", ylabel="L_f (mean of 100 steps)",
+            axes[row][3].plot(np.arange(len(smooth)) + min(100, steps), smooth, linewidth=1,
+                              label=data_name)
+        axes[row][3].set(xlabel="critic step", ylabel="L_f (mean of the last 100 steps)",
                          title=f"{name}: the critic loss")
         axes[row][3].legend(fontsize=8)
     figure.suptitle("Critics against a generator held fixed at data + N(0, I): level sets of f")

@@ -87,7 +87,10 @@ def compare_table(runs):
                                                               at_evaluations.max(),
                                                               at_evaluations[-1])),
                      f"{correlation:+.2f}", f"FID {pick_fid:.1f} at {pick_iteration:,}",
-                     f"{config['lr']:g}, {config['n_critic']}, {config['dropout']:g}"])
+                     f"{config['lr']:g}, {config['n_critic']}"
+                     + (" (100 at G's first 25 steps and every 500th)"
+                        if config.get("critic_schedule") == "paper" else "")
+                     + f", {config['dropout']:g}"])
     return columns, rows
 
 

@@ -9,7 +9,7 @@
 #
 # Parts: gan-minimax gan-logistic gan-no-dropout gan-seeds dcgan cgan cgan-conv wgan-gan wgan-clip
 # wgan-gp-dropout wgan-gp wgan-sweep ema-bn adversarial diffusion latent no-dropout compare
-# measures speed inspect toy2d. Each takes up to about an hour on 2 CPU
+# measures noise speed inspect toy2d. Each takes up to about an hour on 2 CPU
 # cores; "ema-bn", "compare" and "inspect" use the checkpoints of the parts before them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -177,6 +177,22 @@ part_ema-bn() {   # the averaged generators' batch norm: the live generator's st
         --json docs/runs/measures/ema_batch_norm.json
 }
 
+part_noise() {   # how much the numbers move between draws from one checkpoint (those of the
+    # parts run before it), and FID and the class entropy on samples with no variety in a class
+    local pairs=() pair
+    for pair in gan-mlp=runs/gan/logistic-20k-seed1 gan-dcgan=runs/gan/dcgan-10min \
+                wgan-gp=runs/wgan/gp-20min cgan-mlp=runs/cgan/mlp-30k \
+                pixel-diffusion=runs/diffusion/pixel latent-diffusion=runs/diffusion/latent; do
+        if [ -f "${pair#*=}/checkpoint.pt" ]; then
+            pairs+=("$pair/checkpoint.pt")
+        else
+            echo "noise: no ${pair#*=}/checkpoint.pt (run its part first); left out" >&2
+        fi
+    done
+    python benchmarks/noise.py "${pairs[@]}" --draws 5 --n 1000 10000 --control \
+        --json docs/runs/noise/draws.json
+}
+
 part_measures() {   # what FID, entropy and Parzen say about real data, noise and one image
     python benchmarks/calibrate_metrics.py --parzen --json docs/runs/measures/calibration.json
 }
@@ -202,6 +218,9 @@ toy() {   # toy NAME EXPERIMENT FLAGS...: one toy2d.py run, its figure and GIF i
     python toy2d.py "$experiment" "$@" --out "runs/toy2d/$name"
     keep toy2d "$name"
     cp "runs/toy2d/$name/$experiment.png" "docs/toy2d_$name.png"
+    if [ -f "runs/toy2d/$name/critic_fixed.png" ]; then   # the WGAN-GP paper's Figure 1
+        cp "runs/toy2d/$name/critic_fixed.png" docs/toy2d_critic_fixed.png
+    fi
     if [ -f "runs/toy2d/$name/progress.gif" ]; then
         cp "runs/toy2d/$name/progress.gif" "docs/toy2d_$name.gif"
     fi

@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import common  # noqa: E402
 
@@ -21,7 +23,15 @@ PARTS = [("gan", "The vanilla GAN (gan.py)"), ("cgan", "The conditional GAN (cga
          ("adversarial", "Adversarial examples (adversarial.py)"),
          ("toy2d", "The models on points in the plane (toy2d.py)"),
          ("inspect", "What the averages hide: single samples (benchmarks/inspect_samples.py)"),
-         ("measures", "What the quality numbers say"), ("speed", "Speed")]
+         ("measures", "What the quality numbers say"),
+         ("noise", "How much the numbers move: draws and seeds"), ("speed", "Speed")]
+
+# The comparisons made over seeds: (title, part, [run, or run@iteration for an evaluation of a
+# longer run]); seed 0 of gan.py's pair is the first 20,000 iterations of its 100k runs.
+SEEDS = [("gan.py --loss minimax, 20,000 iterations", "gan",
+          ["minimax-100k@20000", "minimax-20k-seed1", "minimax-20k-seed2"]),
+         ("gan.py --loss logistic, 20,000 iterations", "gan",
+          ["logistic-100k@20000", "logistic-20k-seed1", "logistic-20k-seed2"])]
 
 
 def number(value, digits=1):
@@ -157,12 +167,20 @@ def toy_tables(name, metrics):
             [[metrics["modes_covered"], f"{metrics['high_quality']:.1%}",
               metrics["arrow_mean_length_first_steps"]]], as_written=True)
     if name.startswith("critic"):
-        slopes = metrics["figure_2"]
-        rows = [[critic, value["modes_covered"], f"{value['high_quality']:.1%}"]
+        slopes, fixed = metrics["figure_2"], metrics.get("figure_1")
+        rows = [[critic, recipe(value), value["modes_covered"], f"{value['high_quality']:.1%}"]
                 for critic, value in metrics.items() if isinstance(value, dict)
                 and "modes_covered" in value]
-        return [f"the ring, {metrics['steps']:,} steps each" + seconds, ""] + markdown_table(
-            ["loss", "modes covered (of 8)", "high-quality share"], rows, as_written=True) + [
+        lines = [f"the ring, {metrics['steps']:,} steps each" + ("; coverage: the mean of the "
+                 "last 10 evaluations (every 50 steps)" if fixed else "") + seconds, ""] + markdown_table(
+            ["loss", "recipe", "modes covered (of 8)", "high-quality share"], rows,
+            as_written=True)
+        if fixed:
+            lines += ["", f"against a generator fixed at data + N(0, I) (the WGAN-GP paper's "
+                          f"Figure 1), {fixed['steps']:,} critic steps: the step by which each "
+                          f"critic's loss (a mean of 100 steps) came within 5% of its lowest: "
+                      + ", ".join(f"{key} {step:,}" for key, step in fixed["settled_at"].items())]
+        return lines + [
             "", f"1-D (the WGAN paper's Figure 2): mean |dD/dx| at the fake points "
                 f"{slopes['d_slope_at_fakes']}, mean |df/dx| of the critic there "
                 f"{slopes['critic_slope_at_fakes']}"]
@@ -181,20 +199,100 @@ def toy_tables(name, metrics):
                      ", ".join(f"{share:.1%}" for share in shares),
                      f"{sum(shares) / len(shares):.1%}"])
     seeds = [run["seed"] for run in runs]
-    return [f"the ring, {metrics['steps']:,} steps a run, seeds {seeds[0]}-{seeds[-1]}" + seconds,
-            ""] + markdown_table(["loss", "modes covered, each seed", "mean",
-                                  "high-quality share, each seed", "mean"], rows,
-                                 as_written=True)
+    averaged = ("; each run's numbers: the mean of its last 10 evaluations (every 50 steps)"
+                if isinstance(modes[0], float) else "")
+    return [f"the ring, {metrics['steps']:,} steps a run, seeds {seeds[0]}-{seeds[-1]}"
+            + averaged + seconds, ""] + markdown_table(
+        ["loss", "modes covered, each seed", "mean", "high-quality share, each seed", "mean"],
+        rows, as_written=True)
+
+
+def recipe(value):
+    """A toy critic's training recipe, as toy2d.CRITICS writes it."""
+    if "n_critic" not in value:
+        return ""
+    if value["loss"] == "gan":
+        return f"{value['n_critic']} step, Adam"
+    if value.get("gradient_penalty"):
+        return (f"{value['n_critic']} steps, Adam {value.get('lr', 1e-3):g} "
+                f"{tuple(value.get('betas', (0.0, 0.9)))}")
+    return f"{value['n_critic']} steps, RMSprop {value.get('lr', 1e-3):g}"
+
+
+def spread(values, digits):
+    """mean +- standard deviation (over draws or seeds)."""
+    if len(values) < 2:
+        return number(values[0], digits) if values else ""
+    return f"{np.mean(values):.{digits}f} +- {np.std(values, ddof=1):.{digits}f}"
+
+
+def noise_tables():
+    """benchmarks/noise.py's draws and control, and the comparisons of SEEDS."""
+    lines = []
+    path = RUNS / "noise" / "draws.json"
+    if path.exists():
+        found = json.loads(path.read_text())
+        lines += [f"**Draws from one checkpoint**: {provenance(found)}", "",
+                  "Each draw redoes z (the diffusion noise) and a batch-norm generator's standing "
+                  "statistics; mean +- standard deviation over the draws.", ""]
+        rows = []
+        for name, entry in found["draws"].items():
+            for n, values in entry["by_n"].items():
+                accuracy = values.get("conditional_accuracy")
+                rows.append([f"{name} ({entry['model']})", f"`{entry['checkpoint']}`",
+                             f"{int(n):,}", entry["draws"], spread(values["fid"], 2),
+                             spread(values["class_entropy"], 3),
+                             spread([100 * a for a in accuracy], 2) + " %" if accuracy else ""])
+        lines += markdown_table(["model", "checkpoint", "N", "draws", "FID", "class entropy",
+                                 "conditional accuracy"], rows, as_written=True) + [""]
+        if "control" in found:
+            lines += ["**Variety inside a class** (the same command, --control): 10,000 images, "
+                      "FID against the test set", ""]
+            lines += markdown_table(found["control"]["columns"], found["control"]["rows"],
+                                    as_written=True) + [""]
+    rows = []
+    for title, part, names in SEEDS:
+        values = [seed_numbers(part, name) for name in names]
+        if None in values:
+            continue
+        fids, entropies = [v[0] for v in values], [v[1] for v in values]
+        rows.append([title, ", ".join(f"{fid:.1f}" for fid in fids), spread(fids, 1),
+                     ", ".join(f"{e:.3f}" for e in entropies), spread(entropies, 3)])
+    if rows:
+        lines += ["**Over seeds** (N = 10,000; the runs of the sections above; seeds 1 and 2 ran "
+                  "beside other jobs, so their training minutes are no timings)", ""]
+        lines += markdown_table(["runs", "FID, seeds 0, 1, 2", "mean +- SD",
+                                 "class entropy, each seed", "mean +- SD"], rows,
+                                as_written=True) + [""]
+    return lines
+
+
+def seed_numbers(part, name):
+    """(FID, class entropy) of a kept run at its end, or of run@iteration at that evaluation."""
+    name, _, at = name.partition("@")
+    path = RUNS / part / name / "metrics.json"
+    if not path.exists():
+        return None
+    metrics = json.loads(path.read_text())
+    if not at:
+        return metrics["fid"], metrics["class_entropy"]
+    found = metrics["evaluations"]
+    index = found["eval_iteration"].index(int(at))
+    return found["eval_fid"][index], found["eval_class_entropy"][index]
 
 
 def section(part, title):
     folder = RUNS / part
+    if part == "noise" and not noise_tables():
+        return []
     runs = [(path.parent.relative_to(folder).as_posix(), json.loads(path.read_text()))
             for path in sorted(folder.glob("**/metrics.json"))]
     tables = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
     if not runs and not tables:
         return []
     lines = [f"## {title}", ""]
+    if part == "noise":
+        return lines + noise_tables()
     if part == "adversarial":
         for name, metrics in runs:
             lines += [f"**{part}/{name}**: {provenance(metrics)}", ""] + attack_table(metrics) + [""]

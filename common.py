@@ -34,6 +34,7 @@ import hashlib
 import io
 import json
 import math
+import operator
 import os
 import pickle
 import platform
@@ -304,6 +305,27 @@ def argument_parser(docstring, script_file):
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.error = lambda message: parser.exit(2, f"{parser.prog}: error: {message}\n")
     return parser
+
+
+def bounded(kind, at_least=None, above=None, at_most=None, below=None):
+    """An argparse type: a number of `kind` (int or float), finite and within the bounds given;
+    anything else is a one-line usage error naming the flag (exit status 2)."""
+    limits = [(bound, sign, test) for bound, sign, test in (
+        (at_least, ">=", operator.ge), (above, ">", operator.gt), (at_most, "<=", operator.le),
+        (below, "<", operator.lt)) if bound is not None]
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not math.isfinite(value) or not all(test(value, bound) for bound, _, test in limits):
+            raise argparse.ArgumentTypeError(
+                f"{text} is not " + " and ".join(f"{sign} {bound:g}" for bound, sign, _ in limits))
+        return value
+    parse.__name__ = kind.__name__     # argparse names the type in its messages
+    return parse
 
 
 def add_run_arguments(parser, script, sample_every, eval_every, checkpoint_every, minutes=0.0,
@@ -934,8 +956,11 @@ def load_checkpoint(path, model, config_keys=()):
         raise UserError(f"{path}: not a readable checkpoint ({first})")
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise UserError(f"{path}: not a checkpoint of this project")
-    if state["model"] != model:
-        raise UserError(f"{path} is a checkpoint of {state['model']}.py, not {model}.py")
+    written_by = state["model"]
+    if written_by == "diffusion" and state["config"].get("space") == "latent":
+        written_by = "latent_diffusion"   # the latent model, in the older layout of its checkpoint
+    if written_by != model:
+        raise UserError(f"{path} is a checkpoint of {written_by}.py, not {model}.py")
     if state.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path} was written by an older version of {model}.py: train it again")
     missing = sorted(set(config_keys) - set(state["config"]))

@@ -49,45 +49,16 @@ features: the class can then change what each feature means, not only add a cons
 which a bias per channel would.
 No self-attention: at 7x7 the convolutions already cover the image.
 
-Stable Diffusion in miniature (--space latent): Rombach et al., "High-Resolution Image Synthesis
-with Latent Diffusion Models", CVPR 2022. The same schedule, samplers and guidance, but the
-diffusion runs in the small latent space of an autoencoder instead of on the pixels:
+Every x0_hat is clipped to the pixels' range [-1, 1] at every step of both samplers ("static
+thresholding"): a sample cannot wander outside the images' range, at the price of pushing
+strongly guided pixels against the bound (Imagen's dynamic thresholding softens this).
 
-1. An autoencoder (0.2M parameters), trained first and then frozen: the encoder E maps a 28x28
-   image to a 4x7x7 latent (4 times fewer numbers), the decoder D maps it back;
-   L_AE = || x - D(E(x)) ||^2. One command trains both stages, and --minutes bounds their total.
-2. The latents are shifted and scaled to mean 0 and variance 1, z = (E(x) - mu) / sigma, as Stable
-   Diffusion scales its latents. The schedule was designed for data of unit spread: x_T must be
-   pure N(0, I) noise and each t must keep the intended signal-to-noise ratio. Latents ten times
-   wider would still show at t = T; ten times narrower, they would drown in the first steps.
-   Stable Diffusion's regularized latents need one number, sigma. A plain autoencoder's channels
-   sit at different offsets with different spreads, so here mu and sigma are per channel: with
-   one number for all, the offsets between channels would pass for spread, and the digits (the
-   variation within each channel) would be a few tenths of it. mu and sigma are stored with the
-   autoencoder's weights: encode() applies them, decode() undoes them.
-3. A denoiser eps_theta(z_t, t, prompt) on the 7x7 latent (0.46M parameters): residual blocks
-   with t as a scale and shift (as above, but without the class), each followed by
-   cross-attention to the prompt, the only way the class gets in. Queries come from the
-   latent's 49 positions, keys and values from the prompt's L tokens P:
-       Q = norm(h) W_q  (49 x d),   K = P W_k,  V = P W_v  (L x d)
-       h <- h + softmax(Q K^T / sqrt(d)) V W_o
-   so every position takes its own mixture of the tokens (in four heads, each with its own
-   quarter of the channels, as Stable Diffusion's eight). The prompt has several tokens,
-   "<start> a picture of 7 <end>": with a single token the softmax over the keys would be 1 at
-   every position, and cross-attention would collapse into adding one learned vector per class.
-   The empty prompt "<start> <end> <end> ..." means "no class" for classifier-free guidance.
-   Stable Diffusion embeds its prompt with a frozen CLIP text encoder; here the token embeddings
-   are learned with the denoiser. Each step is cheap, so the denoiser takes many of them with a
-   large learning rate (AdamW 2e-3) that falls linearly towards 0 over the run (--lr-decay
-   linear: over --iters, or over --minutes if the budget ends sooner): the weights
-   settle at the end instead of jittering.
-4. Sampling walks the reverse process on the latent, then decodes once: x = D(z_0). Each step
-   costs a 7x7 network instead of a 28x28 U-Net: that is what the latent space buys.
+latent_diffusion.py (Stable Diffusion in miniature) imports this file's schedule, residual
+blocks, training step, samplers and guidance and runs them on an autoencoder's latents.
 
     python diffusion.py                                             # train on MNIST
     python diffusion.py --checkpoint runs/diffusion/X/checkpoint.pt --digit 3 --out threes.png
     python diffusion.py --checkpoint CKPT --generate 1000 --out s.npz --sampler ddpm
-    python diffusion.py --space latent                              # Stable Diffusion in miniature
 """
 import copy
 import math
@@ -101,93 +72,68 @@ import common
 
 CLASSES = 10
 NO_CLASS = CLASSES            # the 11th slot of the one-hot label: "no class" (unconditional)
-# The defaults that differ between the pixel U-Net and the latent denoiser
-DEFAULTS = {"pixel": {"iters": 7000, "channels": 32, "lr": 5e-4, "lr_decay": "none"},
-            "latent": {"iters": 17000, "channels": 64, "lr": 2e-3, "lr_decay": "linear",
-                       "latent_channels": 4, "ae_iters": 1500}}
 
 
 def parse_args(argv=None):
     parser = common.argument_parser(__doc__, __file__)
-    parser.add_argument("--dataset", choices=list(common.DATASETS), default="mnist")
-    parser.add_argument("--space", choices=list(DEFAULTS),
-                        help="diffuse the pixels, or the latent of an autoencoder trained first "
-                             "(Stable Diffusion in miniature); default pixel, or with --checkpoint "
-                             "the checkpoint's")
-    parser.add_argument("--timesteps", type=int, default=1000, help="T, the diffusion steps")
-    parser.add_argument("--schedule", choices=["linear", "cosine"], default="linear",
-                        help="betas linear from 1e-4 to 0.02, or the cosine alpha_bar")
-    parser.add_argument("--channels", type=int, help="width of the U-Net at full size, or of "
-                                                     "the latent denoiser (default: 32 or 64)")
-    parser.add_argument("--iters", type=int, help="training steps of the diffusion model "
-                                                  "(default: 7000 pixel, 17000 latent)")
-    parser.add_argument("--batch-size", type=int, default=64,
-                        help="images per training step")
-    parser.add_argument("--lr", type=float, help="AdamW learning rate (default: 5e-4 pixel, 2e-3 "
-                                                 "latent)")
-    parser.add_argument("--lr-decay", choices=["none", "linear"],
-                        help="linear: the learning rate falls linearly over the run, towards 0 "
-                             "at --iters, or at --minutes if the budget ends sooner (default: "
-                             "none pixel, linear latent)")
-    parser.add_argument("--latent-channels", type=int,
-                        help="channels of the 7x7 latent (--space latent; default 4)")
-    parser.add_argument("--ae-iters", type=int,
-                        help="training steps of the autoencoder, before the diffusion model "
-                             "(--space latent; default 1500)")
-    parser.add_argument("--p-uncond", type=float, default=0.1,
-                        help="probability of dropping the label to 'no class' in training; 0 "
-                             "trains a plain conditional model, which cannot be guided")
-    parser.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
-    parser.add_argument("--steps", type=int, default=50, help="DDIM steps")
-    parser.add_argument("--guidance", type=float,
-                        help="classifier-free guidance w: 0 is the plain conditional model; a "
-                             "larger w gives more typical, less varied samples (default 1, or 0 "
-                             "for a model trained with --p-uncond 0)")
-    parser.add_argument("--digit", type=int, metavar="D",
-                        help="with --checkpoint: only class D, a 10x10 grid to --out FILE.png, "
-                             "or N samples with --generate")
-    # each sample costs 50 network passes (x2 with guidance): 1,000 per evaluation
-    common.add_run_arguments(parser, "diffusion", sample_every=500, eval_every=1750,
-                             checkpoint_every=500, gif_samples=100, eval_samples=1000)
+    add_arguments(parser, "diffusion", iters=7000, channels=32, lr=5e-4, lr_decay="none")
     args = parser.parse_args(argv)
-    if not (args.resume or args.checkpoint):   # else the checkpoint's space (check_space())
-        args.space = args.space or "pixel"
-    if args.space == "pixel" and (args.latent_channels, args.ae_iters) != (None, None):
-        parser.error("--latent-channels and --ae-iters are for --space latent")
-    fill_defaults(args)
-    common.check_run_arguments(parser, args, positive=[name for name in (
-        "timesteps", "channels", "iters", "batch_size", "steps", "latent_channels", "ae_iters")
-        if getattr(args, name) is not None])
-    checks = [(args.timesteps < 2, "--timesteps must be at least 2"),
-              (args.steps > args.timesteps, f"--steps {args.steps}: at most --timesteps "
-                                            f"({args.timesteps})"),
-              (not 0 <= args.p_uncond < 1, "--p-uncond must be in [0, 1): at 1 the label is "
-                                           "never seen"),
-              (args.guidance is not None and args.guidance < 0, "--guidance must be >= 0"),
-              (args.p_uncond == 0 and bool(args.guidance) and not (args.resume or args.checkpoint),
-               "--guidance needs the unconditional model: a model trained with --p-uncond 0 "
-               "samples at --guidance 0 only"),
-              ((args.channels or 8) % 8, "--channels must be a multiple of 8 (GroupNorm uses 8 "
-                                         "groups)"),
-              (args.gif_samples % CLASSES, f"--gif-samples {args.gif_samples}: one class per "
-                                           f"column needs a multiple of {CLASSES}"),
-              (args.digit is not None and not 0 <= args.digit < CLASSES,
-               f"--digit {args.digit}: a class must be in 0-{CLASSES - 1}"),
-              ((args.generate is not None or args.digit is not None) and not args.checkpoint,
-               "--generate and --digit need --checkpoint CKPT"),
-              (args.checkpoint and args.generate is None and args.digit is None,
-               "--checkpoint needs --generate N or --digit D")]
-    for failed, message in checks:
-        if failed:
-            parser.error(message)
+    check_arguments(parser, args)
     return args
 
 
-def fill_defaults(args):
-    """The flags not given take their space's defaults (once the space is known)."""
-    for key, value in DEFAULTS.get(args.space, {}).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+def add_arguments(parser, script, iters, channels, lr, lr_decay):
+    """The flags of a diffusion model and of its sampling, with that model's defaults (the latent
+    model's script takes them too)."""
+    positive = common.bounded(int, at_least=1)
+    parser.add_argument("--dataset", choices=list(common.DATASETS), default="mnist")
+    parser.add_argument("--timesteps", type=common.bounded(int, at_least=2), default=1000,
+                        help="T, the diffusion steps")
+    parser.add_argument("--schedule", choices=["linear", "cosine"], default="linear",
+                        help="betas linear from 1e-4 to 0.02, or the cosine alpha_bar")
+    parser.add_argument("--channels", type=positive, default=channels,
+                        help="the network's width (a multiple of 8: GroupNorm uses 8 groups)")
+    parser.add_argument("--iters", type=positive, default=iters, help="training steps")
+    parser.add_argument("--batch-size", type=positive, default=64, help="images per training step")
+    parser.add_argument("--lr", type=common.bounded(float, above=0), default=lr,
+                        help="AdamW learning rate")
+    parser.add_argument("--lr-decay", choices=["none", "linear"], default=lr_decay,
+                        help="linear: the learning rate falls linearly over the run, towards 0 "
+                             "at --iters, or at --minutes if the budget ends sooner")
+    parser.add_argument("--p-uncond", type=common.bounded(float, at_least=0, below=1),
+                        default=0.1, help="probability of dropping the label to 'no class' in "
+                        "training; 0 trains a plain conditional model, which cannot be guided")
+    parser.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
+    parser.add_argument("--steps", type=positive, default=50, help="DDIM steps")
+    parser.add_argument("--guidance", type=common.bounded(float, at_least=0),
+                        help="classifier-free guidance w: 0 is the plain conditional model; a "
+                             "larger w gives more typical, less varied samples (default 1, or 0 "
+                             "for a model trained with --p-uncond 0)")
+    parser.add_argument("--digit", type=common.bounded(int, at_least=0, at_most=CLASSES - 1),
+                        metavar="D", help="with --checkpoint: only class D, a 10x10 grid to "
+                                          "--out FILE.png, or N samples with --generate")
+    # each sample costs 50 network passes (x2 with guidance): 1,000 per evaluation
+    common.add_run_arguments(parser, script, sample_every=500, eval_every=1750,
+                             checkpoint_every=500, gif_samples=100, eval_samples=1000)
+
+
+def check_arguments(parser, args):
+    """The checks that involve two flags, as one-line errors."""
+    common.check_run_arguments(parser, args)
+    if args.steps > args.timesteps:
+        parser.error(f"--steps {args.steps}: at most --timesteps ({args.timesteps})")
+    if args.p_uncond == 0 and args.guidance and not (args.resume or args.checkpoint):
+        parser.error("--guidance needs the unconditional model: a model trained with "
+                     "--p-uncond 0 samples at --guidance 0 only")
+    if args.channels % 8:
+        parser.error("--channels must be a multiple of 8 (GroupNorm uses 8 groups)")
+    if args.gif_samples % CLASSES:
+        parser.error(f"--gif-samples {args.gif_samples}: one class per column needs a "
+                     f"multiple of {CLASSES}")
+    if (args.generate is not None or args.digit is not None) and not args.checkpoint:
+        parser.error("--generate and --digit need --checkpoint CKPT")
+    if args.checkpoint and args.generate is None and args.digit is None:
+        parser.error("--checkpoint needs --generate N or --digit D")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,100 +358,50 @@ def draw_samples(model, schedule, labels, shape, chunk=100, **sampling):
                              part, **sampling) for part in labels.split(chunk)])
 
 
-@torch.no_grad()
-def to_images(autoencoder, samples, chunk=100):
-    """The samples as images in [-1, 1]: pixels as they are; latents (Stable Diffusion in
-    miniature, below) decoded, x = D(z), `chunk` at a time."""
-    if autoencoder is None:
-        return samples
-    return torch.cat([autoencoder.decode(z) for z in samples.split(chunk)])
-
-
-def clip_range(autoencoder):
-    """Where sampling clips x0_hat: the pixels' [-1, 1], or the largest |z| of the first 10,000
-    training latents."""
-    return 1.0 if autoencoder is None else autoencoder.latent_bound.item()
-
-
 # ---------------------------------------------------------------------------------------------
 # Figures of a trained model
 
-def save_figures(model, schedule, out, class_names, shape, guidance, device, autoencoder=None,
-                 digit=8, steps=50, can_guide=True):
+def save_figures(model, schedule, out, class_names, shape, guidance, device, digit=8, steps=50,
+                 can_guide=True, clip=1.0, decode=None):
     """classes.png (one class per column, DDIM with the run's --steps), chain.png (DDPM, x_T ...
-    x_0 of one sample per class; latents decoded) and, for a model that learned the
-    unconditional eps, guidance.png (the same digit from the same noise at w = 0, 0.5, 1, 2, 4)."""
+    x_0 of one sample per class) and, for a model that learned the unconditional eps,
+    guidance.png (the same digit from the same noise at w = 0, 0.5, 1, 2, 4). `decode` turns
+    what is sampled into images (the latent model's decoder; pixels are images already)."""
+    latent, decode = decode is not None, decode or (lambda x: x)
     model.eval()
     generator = torch.Generator(device="cpu").manual_seed(1)   # the same noise in every figure
     noise = torch.randn(CLASSES * CLASSES, *shape, generator=generator).to(device)
     labels = torch.arange(CLASSES, device=device).repeat(CLASSES)
-    clip = clip_range(autoencoder)
-    images = to_images(autoencoder, sample(model, schedule, noise, labels, guidance, steps=steps,
-                                           clip=clip))
+    images = decode(sample(model, schedule, noise, labels, guidance, steps=steps, clip=clip))
     common.save_labeled_grid(images, class_names, out / "classes.png",
                              title=f"one class per column (DDIM {steps} steps, guidance {guidance})")
     _, chain = sample(model, schedule, noise[:CLASSES], labels[:CLASSES], guidance,
                       sampler="ddpm", keep=11, clip=clip)
     # rows: one class each; columns: x_T, ..., x_0 at 11 evenly spaced points of the T steps
-    rows = torch.stack([to_images(autoencoder, x) for x in chain], dim=1).flatten(0, 1)
+    rows = torch.stack([decode(x) for x in chain], dim=1).flatten(0, 1)
     common.save_labeled_grid(rows, [""] * 11, out / "chain.png",
                              title=f"DDPM, x_T (noise, left) to x_0 (right) at 11 evenly spaced "
                                    f"points of the {schedule.timesteps} steps; a class per row"
-                                   + ("; each latent decoded" if autoencoder else ""))
+                                   + ("; each latent decoded" if latent else ""))
     if not can_guide:
         return
     weights = [0, 0.5, 1, 2, 4]
     digits = torch.full((CLASSES,), digit, device=device)
-    rows = torch.cat([to_images(autoencoder, sample(model, schedule, noise[:CLASSES], digits, w,
-                                                    steps=steps, clip=clip)) for w in weights])
+    rows = torch.cat([decode(sample(model, schedule, noise[:CLASSES], digits, w, steps=steps,
+                                   clip=clip)) for w in weights])
     common.save_labeled_grid(rows, [""] * CLASSES, out / "guidance.png",
                              row_titles=[f"w = {w}" for w in weights],
                              title=f"class {class_names[digit]}, the same noise per column")
 
 
 # ---------------------------------------------------------------------------------------------
-# The training loop (both spaces; the latent model's first stage is in the next section)
-
-def build_networks(config):
-    """(denoiser, autoencoder or None): the U-Net on pixels, or the latent denoiser and its
-    autoencoder."""
-    if config["space"] == "pixel":
-        return UNet(config["image_shape"][0], config["channels"]), None
-    classes = common.DATASETS[config["dataset"]]["classes"]
-    return (LatentDenoiser(config["latent_channels"], classes, config["channels"]),
-            Autoencoder(config["image_shape"][0], config["latent_channels"]))
-
-
-def diffused_shape(config):
-    """The shape of what the diffusion runs on: the image, or the latent (C_z, H/4, W/4)."""
-    channels, height, width = config["image_shape"]
-    if config["space"] == "pixel":
-        return [channels, height, width]
-    return [config["latent_channels"], height // 4, width // 4]
-
+# The training loop
 
 def run_config(args):
     """What a checkpoint needs to rebuild the model."""
-    config = {"dataset": args.dataset, "space": args.space, "timesteps": args.timesteps,
-              "schedule": args.schedule, "channels": args.channels, "p_uncond": args.p_uncond,
-              "image_shape": list(common.DATASETS[args.dataset]["shape"])}
-    if args.space == "latent":
-        config.update(latent_channels=args.latent_channels, ae_iters=args.ae_iters)
-    return config
-
-
-def check_space(args):
-    """With --resume or --checkpoint the checkpoint decides the space: --space may only repeat
-    it, and the flags not given take that space's defaults."""
-    path = args.resume or args.checkpoint
-    if not path:
-        return
-    space = common.load_checkpoint(path, "diffusion")["config"]["space"]
-    if args.space not in (None, space):
-        raise common.UserError(f"{path} is a checkpoint of the {space}-space model, not of "
-                               f"--space {args.space}")
-    args.space = space
-    fill_defaults(args)
+    return {"dataset": args.dataset, "timesteps": args.timesteps, "schedule": args.schedule,
+            "channels": args.channels, "p_uncond": args.p_uncond,
+            "image_shape": list(common.DATASETS[args.dataset]["shape"])}
 
 
 def guidance_weight(args, config, path):
@@ -520,34 +416,27 @@ def guidance_weight(args, config, path):
 
 
 def train(args):
-    check_space(args)
     run = common.TrainingRun(args, "diffusion", run_config(args))   # --resume: the checkpoint's
     config, device = run.config, run.device
     sampling = {"guidance": guidance_weight(args, config, args.resume), "sampler": "ddim",
                 "steps": args.steps}
-    train_data, train_labels = common.dataset_tensors(config["dataset"], device, args.data_dir)
+    train_images, train_labels = common.dataset_tensors(config["dataset"], device, args.data_dir)
     schedule = NoiseSchedule(config["timesteps"], config["schedule"], device)
-    model, autoencoder = build_networks(config)
-    # channels-last memory layout: a training step runs faster with it on a CPU (step_costs.py)
-    model = model.to(device, memory_format=torch.channels_last)
+    # channels-last memory layout: a training step runs faster with it on a CPU
+    model = UNet(config["image_shape"][0], config["channels"]).to(
+        device, memory_format=torch.channels_last)
     ema_model = copy.deepcopy(model).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), args.lr, fused=True)
     # The GIF: the same starting noises (row = noise, column = class), DDIM is deterministic,
     # so every frame shows the same samples as the model learns.
-    shape = diffused_shape(config)                  # (C, H, W) of an image, or of a latent
+    shape = config["image_shape"]
     fixed_noise = torch.randn(args.gif_samples, *shape, device=device)
-    networks = {"denoiser": model, "ema_model": ema_model}
-    if autoencoder is not None:   # stage 1 (below); from here on the data are the latents z
-        networks["autoencoder"] = autoencoder.to(device)
-    run.track(networks, {"optimizer": optimizer}, fixed_noise)
-    if autoencoder is not None:
-        train_data = first_stage(run, autoencoder, train_data, args)
+    run.track({"denoiser": model, "ema_model": ema_model}, {"optimizer": optimizer}, fixed_noise)
     grid_labels = torch.arange(CLASSES, device=device).repeat(len(fixed_noise) // CLASSES)
-    clip = clip_range(autoencoder)
 
     for iteration in range(run.start + 1, args.iters + 1):
         started = time.perf_counter()
-        x0, labels = common.sample_batch(train_data, args.batch_size, train_labels)
+        x0, labels = common.sample_batch(train_images, args.batch_size, train_labels)
         if args.lr_decay == "linear":
             common.decay_learning_rate([optimizer], args.lr, run.done(iteration))
         loss = train_step(model, optimizer, schedule, x0, labels, config["p_uncond"])
@@ -557,254 +446,66 @@ def train(args):
         run.log(iteration, time.perf_counter() - started, loss=loss)
 
         if run.due(iteration, args.sample_every):          # the fixed noises denoised: grid, GIF
-            run.save_snapshot(to_images(autoencoder, sample(
-                ema_model, schedule, fixed_noise, grid_labels, clip=clip, **sampling)),
-                [["loss"]], ncol=CLASSES)
+            run.save_snapshot(sample(ema_model, schedule, fixed_noise, grid_labels, **sampling),
+                              [["loss"]], ncol=CLASSES)
         if run.classifier is not None and run.due(iteration, args.eval_every):
-            run.evaluate(*draw(ema_model, schedule, autoencoder, shape, args.eval_samples,
-                               clip=clip, **sampling))   # FID, entropy, conditional accuracy
+            run.evaluate(*draw(ema_model, schedule, shape, args.eval_samples,
+                               **sampling))   # FID, entropy, conditional accuracy
         if run.due(iteration, args.checkpoint_every):
             run.save_checkpoint()
         if run.finished(iteration):                        # --iters, or --minutes spent
             break
 
     save_figures(ema_model, schedule, run.out, common.DATASETS[config["dataset"]]["classes"],
-                 shape, sampling["guidance"], device, autoencoder,
-                 steps=args.steps, can_guide=config["p_uncond"] > 0)
-    parzen_images = draw(ema_model, schedule, autoencoder, shape, 10000, clip=clip,
-                         **sampling)[0] if args.parzen and run.classifier is not None else None
+                 shape, sampling["guidance"], device, steps=args.steps,
+                 can_guide=config["p_uncond"] > 0)
+    parzen_images = draw(ema_model, schedule, shape, 10000, **sampling)[0] \
+        if args.parzen and run.classifier is not None else None
     return run.finish(parzen_images=parzen_images, sampling=sampling,
-                      parameters=sum(p.numel() for p in model.parameters()),
-                      autoencoder=run.history.get("autoencoder"))
+                      parameters=sum(p.numel() for p in model.parameters()))
 
 
-def draw(model, schedule, autoencoder, shape, count, **sampling):
+def draw(model, schedule, shape, count, **sampling):
     """(images, labels): `count` samples to measure, their labels spread evenly over the
     classes."""
     wanted = common.class_labels(count, None, schedule.alpha_bar.device)
-    samples = draw_samples(model, schedule, wanted, shape, **sampling)
-    return to_images(autoencoder, samples), wanted
-
-
-# ---------------------------------------------------------------------------------------------
-# Stable Diffusion in miniature: the autoencoder, the prompt, cross-attention, the latent
-# denoiser and the first stage of training. The schedule, the training step and the samplers
-# above run on its latents as they are; the training loop adds this first stage, decodes what it
-# draws (to_images) and clips x0_hat to the latents' range (clip_range).
-
-class Autoencoder(nn.Module):
-    """E: image (C, H, W) -> latent (latent_channels, H/4, W/4) and D: back. encode() and
-    decode() apply and undo the scaling z = (E(x) - mu) / sigma; mu, sigma (and the largest |z|
-    of the first 10,000 training latents, where sampling clips x0_hat) are buffers, saved with
-    the weights."""
-
-    def __init__(self, image_channels=1, latent_channels=4, channels=64):
-        super().__init__()
-        c = channels
-        self.encoder = nn.Sequential(
-            nn.Conv2d(image_channels, c // 2, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(c // 2, c, 4, stride=2, padding=1), nn.SiLU(),             # H/2
-            nn.Conv2d(c, c, 4, stride=2, padding=1), nn.SiLU(),                  # H/4
-            nn.Conv2d(c, latent_channels, 3, padding=1))
-        self.decoder = nn.Sequential(
-            nn.Conv2d(latent_channels, c, 3, padding=1), nn.SiLU(),
-            nn.ConvTranspose2d(c, c, 4, stride=2, padding=1), nn.SiLU(),         # H/2
-            nn.ConvTranspose2d(c, c // 2, 4, stride=2, padding=1), nn.SiLU(),    # H
-            nn.Conv2d(c // 2, image_channels, 3, padding=1))   # linear (a tanh output here
-        # got stuck drawing the mean image in training); decode() clips to the pixels' range
-        self.register_buffer("latent_mean", torch.zeros(latent_channels, 1, 1))   # per channel
-        self.register_buffer("latent_std", torch.ones(latent_channels, 1, 1))
-        self.register_buffer("latent_bound", torch.tensor(1.0))
-
-    def encode(self, x):
-        return (self.encoder(x) - self.latent_mean) / self.latent_std       # z = (E(x) - mu) / sigma
-
-    def decode(self, z):
-        x = self.decoder(z * self.latent_std + self.latent_mean)            # x = D(sigma z + mu)
-        return x.clamp(-1, 1)                                               # the pixels' range
-
-
-def prompt_vocabulary(class_names):
-    """The words, and the token ids of each class's prompt "<start> a picture of <name> <end>"
-    (row c) and of the empty prompt "<start> <end> <end> ..." (row NO_CLASS), padded with <end>
-    to one length as Stable Diffusion pads its prompts."""
-    words = ["<end>", "<start>", "a", "picture", "of", *class_names]
-    prompts = [["<start>", "a", "picture", "of", name, "<end>"] for name in class_names]
-    prompts.append(["<start>"] + ["<end>"] * 5)
-    return words, torch.tensor([[words.index(word) for word in prompt] for prompt in prompts])
-
-
-class CrossAttention(nn.Module):
-    """h <- h + softmax(Q K^T / sqrt(d)) V W_o: each latent position reads the prompt's tokens.
-    With several heads, each does this on its own d = C / heads slice of Q, K and V, so a position
-    can read several tokens at once."""
-
-    def __init__(self, channels, token_dim, heads=4):
-        super().__init__()
-        self.heads = heads
-        self.norm = nn.GroupNorm(8, channels)
-        self.to_query = nn.Linear(channels, channels, bias=False)         # W_q
-        self.to_key = nn.Linear(token_dim, channels, bias=False)          # W_k
-        self.to_value = nn.Linear(token_dim, channels, bias=False)        # W_v
-        self.to_out = nn.Linear(channels, channels)                       # W_o
-
-    def split_heads(self, x):                          # (B, N, C) -> (B, heads, N, C / heads)
-        return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)
-
-    def weights(self, h, tokens):
-        """softmax(Q K^T / sqrt(d)), (B, heads, H*W, L): per head, one distribution over the
-        tokens at each position."""
-        queries = self.split_heads(self.to_query(self.norm(h).flatten(2).transpose(1, 2)))
-        keys = self.split_heads(self.to_key(tokens))              # Q: (B, heads, H*W, d), K: L
-        scores = queries @ keys.transpose(-1, -2) / math.sqrt(queries.shape[-1])   # Q K^T
-        return scores.softmax(dim=-1)                                              # over tokens
-
-    def forward(self, h, tokens):                      # (B, C, H, W), (B, L, token_dim)
-        values = self.split_heads(self.to_value(tokens))                     # V: (B, heads, L, d)
-        read = (self.weights(h, tokens) @ values).transpose(1, 2).flatten(2)  # (B, H*W, C)
-        return h + self.to_out(read).transpose(1, 2).reshape(h.shape)
-
-
-class LatentDenoiser(nn.Module):
-    """eps_theta(z_t, t, prompt) on the 7x7 latent: a convolution in, residual blocks with t as
-    scale and shift, each followed by cross-attention to the embedded prompt, a convolution out.
-    No down-sampling: at 7x7 a few 3x3 convolutions already see the whole latent."""
-
-    def __init__(self, latent_channels, class_names, channels=64, blocks=4, embedding_dim=128):
-        super().__init__()
-        words, prompts = prompt_vocabulary(class_names)
-        self.register_buffer("prompts", prompts)                  # (11, L) token ids, row = label
-        self.token_embedding = nn.Embedding(len(words), channels)
-        self.position_embedding = nn.Parameter(0.1 * torch.randn(prompts.shape[1], channels))
-        self.time_dim = channels
-        self.embed_time = nn.Sequential(nn.Linear(self.time_dim, embedding_dim), nn.SiLU(),
-                                        nn.Linear(embedding_dim, embedding_dim))
-        self.conv_in = nn.Conv2d(latent_channels, channels, 3, padding=1)
-        self.blocks = nn.ModuleList([ResidualBlock(channels, channels, embedding_dim)
-                                     for _ in range(blocks)])
-        self.attentions = nn.ModuleList([CrossAttention(channels, channels)
-                                         for _ in range(blocks)])
-        self.conv_out = nn.Sequential(nn.GroupNorm(8, channels), nn.SiLU(),
-                                      nn.Conv2d(channels, latent_channels, 3, padding=1))
-
-    def embed_prompt(self, labels):
-        """The tokens of each label's prompt (NO_CLASS: the empty one), embedded: (B, L, C)."""
-        return self.token_embedding(self.prompts[labels]) + self.position_embedding
-
-    def forward(self, z, t, labels):          # (B, latent C, 7, 7), (B,) in [0, T), (B,) in 0-10
-        check_labels(labels)
-        tokens = self.embed_prompt(labels)
-        embedding = self.embed_time(timestep_embedding(t, self.time_dim))
-        h = self.conv_in(z)
-        for block, attention in zip(self.blocks, self.attentions):
-            h = attention(block(h, embedding), tokens)
-        return self.conv_out(h)
-
-
-def autoencoder_step(autoencoder, optimizer, x):
-    """One step of stage 1: minimize || x - D(E(x)) ||^2 on the batch x."""
-    loss = F.mse_loss(autoencoder.decoder(autoencoder.encoder(x)), x)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss
-
-
-def train_autoencoder(autoencoder, train_images, iterations, batch_size=64, lr=2e-3):
-    """Stage 1 of latent diffusion: minimize || x - D(E(x)) ||^2, then freeze the autoencoder and
-    set the scaling from the training set: mu and sigma of E(x) per channel, and the largest |z|
-    of its first 10,000 latents.
-    Returns the scaled latents of the training set, the data of stage 2."""
-    optimizer = torch.optim.AdamW(autoencoder.parameters(), lr, fused=True)
-    progress = common.Progress(iterations, every=500)
-    for iteration in range(1, iterations + 1):
-        loss = autoencoder_step(autoencoder, optimizer, common.sample_batch(train_images,
-                                                                            batch_size))
-        progress.update(iteration, autoencoder_mse=loss.item())
-    autoencoder.eval().requires_grad_(False)
-    with torch.no_grad():
-        raw = torch.cat([autoencoder.encoder(batch) for batch in train_images.split(1000)])
-        autoencoder.latent_mean.copy_(raw.mean((0, 2, 3))[:, None, None])
-        autoencoder.latent_std.copy_(raw.std((0, 2, 3))[:, None, None])
-        latents = (raw - autoencoder.latent_mean) / autoencoder.latent_std   # encode(), once
-        autoencoder.latent_bound.fill_(latents[:10000].abs().max())
-    return latents
-
-
-@torch.no_grad()
-def encode_dataset(autoencoder, images):
-    """The scaled latents of all images, computed once: stage 2 learns on these, so the encoder
-    runs once per image instead of once per training step."""
-    autoencoder.eval()
-    return torch.cat([autoencoder.encode(batch) for batch in images.split(1000)])
-
-
-def first_stage(run, autoencoder, train_images, args):
-    """Stage 1: train the autoencoder (a resumed run loads it), measure how well it reconstructs
-    the test set, and return the scaled latents of the training set, the data of stage 2.
-    --minutes bounds both stages."""
-    if run.start > 0:
-        return encode_dataset(autoencoder, train_images)   # resumed: the saved autoencoder
-    started = time.perf_counter()
-    latents = train_autoencoder(autoencoder, train_images, run.config["ae_iters"])
-    run.train_seconds += time.perf_counter() - started
-    if run.out_of_time():
-        raise common.UserError(f"the autoencoder took {run.train_seconds / 60:.1f} minutes, all "
-                               f"of --minutes {args.minutes}: no time is left for diffusion; "
-                               f"raise --minutes or lower --ae-iters")
-    images, labels = common.load_dataset(run.config["dataset"], train=False,
-                                         data_dir=args.data_dir)
-    test_images = common.to_training_tensor(images, run.device)
-    with torch.no_grad():
-        reconstructed = torch.cat([autoencoder.decode(autoencoder.encode(batch))
-                                   for batch in test_images.split(1000)])
-    numbers = {"train_minutes": round(run.train_seconds / 60, 3),
-               "test_mse": F.mse_loss(reconstructed, test_images).item(),
-               "compression": test_images[0].numel() / autoencoder.encoder(
-                   test_images[:1]).numel(),
-               "parameters": sum(p.numel() for p in autoencoder.parameters())}
-    if run.classifier is not None:   # what the classifier reads in the reconstructions
-        quality = common.sample_quality(reconstructed, torch.from_numpy(labels),
-                                        run.classifier, args.data_dir)
-        numbers.update(fid=quality["fid"], accuracy=quality["conditional_accuracy"])
-    run.history["autoencoder"] = numbers
-    print(f"autoencoder: {numbers}")
-    return latents
+    return draw_samples(model, schedule, wanted, shape, **sampling), wanted
 
 
 # ---------------------------------------------------------------------------------------------
 # Sampling from a checkpoint
 
 def load_model(path, device):
-    """(EMA denoiser, its schedule, its config, its autoencoder or None) from a checkpoint."""
+    """(EMA U-Net, its schedule, its config) from a checkpoint."""
     state = common.load_checkpoint(path, "diffusion")
     config = state["config"]
-    model, autoencoder = build_networks(config)
+    model = UNet(config["image_shape"][0], config["channels"])
     common.load_weights(model, state["ema_model"], path)
-    if autoencoder is not None:
-        common.load_weights(autoencoder, state["autoencoder"], path)
-        autoencoder = autoencoder.to(device).eval()
     return (model.to(device).eval(), NoiseSchedule(config["timesteps"], config["schedule"], device),
-            config, autoencoder)
+            config)
 
 
-def generate(args):
-    """--generate N to FILE.npz (labels spread evenly, or all --digit D), or --digit D alone: a
-    10x10 grid of that class. Prints the time per sample of the chosen sampler."""
-    device = common.pick_device(args.device)
-    check_space(args)
-    model, schedule, config, autoencoder = load_model(args.checkpoint, device)
-    guidance = guidance_weight(args, config, args.checkpoint)
-    common.seed_everything(args.seed)
-    labels = common.class_labels(args.generate or 100, args.digit, device)
+def timed_samples(model, schedule, labels, shape, guidance, args, clip=1.0):
+    """The samples of --generate or --digit, with the time per sample of the chosen sampler."""
     started = time.perf_counter()
-    images = to_images(autoencoder, draw_samples(
-        model, schedule, labels, diffused_shape(config), guidance=guidance, sampler=args.sampler,
-        steps=args.steps, clip=clip_range(autoencoder)))
+    samples = draw_samples(model, schedule, labels, shape, guidance=guidance, sampler=args.sampler,
+                           steps=args.steps, clip=clip)
     seconds = time.perf_counter() - started
     steps = len(sampling_timesteps(schedule, args.sampler, args.steps))
     print(f"{len(labels)} samples, {args.sampler.upper()} with {steps} steps, guidance "
           f"{guidance}: {seconds:.1f} s ({seconds / len(labels) * 1000:.1f} ms per sample)")
+    return samples
+
+
+def generate(args):
+    """--generate N to FILE.npz (labels spread evenly, or all --digit D), or --digit D alone: a
+    10x10 grid of that class."""
+    device = common.pick_device(args.device)
+    model, schedule, config = load_model(args.checkpoint, device)
+    guidance = guidance_weight(args, config, args.checkpoint)
+    common.seed_everything(args.seed)
+    labels = common.class_labels(args.generate or 100, args.digit, device)
+    images = timed_samples(model, schedule, labels, config["image_shape"], guidance, args)
     common.save_class_samples(images, labels, args, args.digit, args.digit)
 
 

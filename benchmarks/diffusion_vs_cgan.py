@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cgan  # noqa: E402
 import common  # noqa: E402
 import diffusion  # noqa: E402
+import latent_diffusion  # noqa: E402
 
 
 COLUMNS = ["model", "training steps", "N", "ms per sample", "conditional accuracy", "FID",
@@ -49,34 +50,46 @@ def measure(name, draw, labels, classifier, data_dir, train_steps):
     return images
 
 
+def load_diffusion(path):
+    """(denoiser, schedule, shape sampled, where x0_hat is clipped, decode, training steps) of a
+    diffusion.py or a latent_diffusion.py checkpoint."""
+    try:
+        model, schedule, config = diffusion.load_model(path, "cpu")
+        shape, clip, decode, script = config["image_shape"], 1.0, (lambda x: x), "diffusion"
+    except common.UserError:   # not the pixel model's: the latent model's, or a one-line error
+        model, schedule, config, autoencoder = latent_diffusion.load_model(path, "cpu")
+        shape, clip = latent_diffusion.latent_shape(config), autoencoder.latent_bound.item()
+        decode, script = (lambda z: latent_diffusion.decode(autoencoder, z)), "latent_diffusion"
+    return model, schedule, shape, clip, decode, common.load_checkpoint(path, script)["iteration"]
+
+
 def diffusion_rows(name, path, guidances, default, labels, classifier, data_dir):
     """One row per guidance weight (DDIM 50 steps); returns the images at the default weight."""
-    model, schedule, config, autoencoder = diffusion.load_model(path, "cpu")
-    train_steps = common.load_checkpoint(path, "diffusion")["iteration"]
+    model, schedule, shape, clip, decode, train_steps = load_diffusion(path)
     kept = None
     for guidance in guidances:
         images = measure(f"{name}, DDIM 50 steps, w = {guidance:g}"
                          + (" (default)" if guidance == default else ""),
-                         lambda wanted: diffusion.to_images(autoencoder, diffusion.draw_samples(
-                             model, schedule, wanted, diffusion.diffused_shape(config),
-                             guidance=guidance, clip=diffusion.clip_range(autoencoder))),
+                         lambda wanted: decode(diffusion.draw_samples(
+                             model, schedule, wanted, shape, guidance=guidance, clip=clip)),
                          labels, classifier, data_dir, train_steps)
         if guidance == default:
             kept = images
-    return kept, (model, schedule, config, autoencoder, train_steps)
+    return kept, (model, schedule, shape, train_steps)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--diffusion", help="diffusion.py checkpoint (pixels)")
-    parser.add_argument("--latent", help="diffusion.py --space latent checkpoint")
+    parser.add_argument("--latent", help="latent_diffusion.py checkpoint")
     parser.add_argument("--cgan", required=True, help="cgan.py checkpoint")
     parser.add_argument("--samples", type=int, default=1000, help="N of the DDIM and cgan rows")
     parser.add_argument("--ddpm-samples", type=int, default=200,
                         help="N of the DDPM-against-DDIM rows (DDPM costs 1000 steps a sample; "
                              "0: no such rows)")
-    parser.add_argument("--unguided", help="diffusion.py checkpoint trained with --p-uncond 0 "
-                                           "(no label dropout): one row, at w = 0")
+    parser.add_argument("--unguided", help="a diffusion.py or latent_diffusion.py checkpoint "
+                                           "trained with --p-uncond 0 (no label dropout): one "
+                                           "row, at w = 0")
     parser.add_argument("--guidance", type=float, nargs="+", default=[0, 0.5, 1, 2, 4])
     parser.add_argument("--default-guidance", type=float, default=1.0)
     parser.add_argument("--figure", help="PNG of the same digits from the models")
@@ -112,12 +125,12 @@ def main():
                        classifier, args.data_dir)
     few = common.class_labels(args.ddpm_samples, None, "cpu")
     for sampler in ("ddim", "ddpm") if args.ddpm_samples and args.diffusion else ():
-        model, schedule, config, _, train_steps = pixel
+        model, schedule, shape, train_steps = pixel
         steps = len(diffusion.sampling_timesteps(schedule, sampler, 50))
         measure(f"pixel diffusion, {sampler.upper()} {steps} steps, w = "
                 f"{args.default_guidance:g}",
                 lambda wanted: diffusion.draw_samples(
-                    model, schedule, wanted, config["image_shape"],
+                    model, schedule, wanted, shape,
                     guidance=args.default_guidance, sampler=sampler),
                 few, classifier, args.data_dir, train_steps)
 

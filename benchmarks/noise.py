@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 import cgan  # noqa: E402
 import common  # noqa: E402
 import diffusion  # noqa: E402
+import diffusion_vs_cgan  # noqa: E402
 import gan  # noqa: E402
 import wgan  # noqa: E402
 
@@ -37,17 +38,17 @@ MEASURES = ("fid", "class_entropy", "conditional_accuracy")
 def sampler(path):
     """(what the checkpoint is, draw(n, seed) -> (images in [-1, 1], labels or None))."""
     model = torch.load(path, map_location="cpu", weights_only=True).get("model")
-    state = common.load_checkpoint(path, model)
-    config = state["config"]
-    if model == "diffusion":
-        network, schedule, config, autoencoder = diffusion.load_model(path, "cpu")
+    if model in ("diffusion", "latent_diffusion"):
+        denoiser, schedule, shape, clip, decode, _ = diffusion_vs_cgan.load_diffusion(path)
 
         def draw(n, seed):
             torch.manual_seed(seed)
-            return diffusion.draw(network, schedule, autoencoder, diffusion.diffused_shape(config),
-                                  n, guidance=1.0, sampler="ddim", steps=50,
-                                  clip=diffusion.clip_range(autoencoder))
-        return f"diffusion ({config['space']})", draw
+            labels = common.class_labels(n, None, "cpu")
+            return decode(diffusion.draw_samples(denoiser, schedule, labels, shape, clip=clip,
+                                                 guidance=1.0, sampler="ddim", steps=50)), labels
+        return ("pixel" if clip == 1.0 else "latent") + " diffusion", draw
+    state = common.load_checkpoint(path, model)
+    config = state["config"]
     script = {"gan": gan, "cgan": cgan, "wgan": wgan}[model]
     generator, _ = script.build_networks(config)
     common.load_weights(generator, state["ema_generator"], path)

@@ -1,7 +1,7 @@
 """What a training iteration and a sample cost on this CPU, each timed in this one process:
 
   a training iteration   batch 64 at the scripts' defaults: cgan.py's MLPs, diffusion.py's pixel
-                         U-Net, its autoencoder (stage 1 of the latent model) and its latent
+                         U-Net, latent_diffusion.py's autoencoder (its stage 1) and its latent
                          denoiser, each with its optimizer step and its EMA update; times the
                          default number of iterations, the training time of the default run
                          (sampling and evaluation not counted)
@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cgan  # noqa: E402
 import common  # noqa: E402
 import diffusion  # noqa: E402
+import latent_diffusion  # noqa: E402
 
 BATCH = 64
 
@@ -52,16 +53,22 @@ def cgan_iteration():
     return iteration, args.iters
 
 
-def denoiser_iteration(space, layout=torch.channels_last, batch_size=BATCH):
-    """One iteration of diffusion.py's default run in `space`: train_step, then the EMA update."""
-    args = diffusion.parse_args(["--space", space])
+def denoiser_iteration(script, layout=torch.channels_last, batch_size=BATCH):
+    """One iteration of the default run of diffusion.py or latent_diffusion.py: diffusion's
+    train_step, then the EMA update."""
+    args = script.parse_args([])
     config = diffusion.run_config(args)
-    model, _ = diffusion.build_networks(config)
+    if script is diffusion:
+        model, shape = diffusion.UNet(1, args.channels), config["image_shape"]
+    else:
+        config.update(latent_channels=args.latent_channels)
+        model, _ = latent_diffusion.build_networks(config)
+        shape = latent_diffusion.latent_shape(config)
     model = model.to(memory_format=layout)
     ema_model = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), args.lr, fused=True)
     schedule = diffusion.NoiseSchedule(config["timesteps"], config["schedule"])
-    x0 = torch.randn(batch_size, *diffusion.diffused_shape(config))
+    x0 = torch.randn(batch_size, *shape)
     labels = torch.randint(10, (batch_size,))
 
     def iteration():
@@ -71,14 +78,14 @@ def denoiser_iteration(space, layout=torch.channels_last, batch_size=BATCH):
 
 
 def autoencoder_iteration():
-    """One iteration of stage 1 of the latent model: diffusion.autoencoder_step."""
-    args = diffusion.parse_args(["--space", "latent"])
-    _, autoencoder = diffusion.build_networks(diffusion.run_config(args))
+    """One iteration of stage 1 of the latent model: latent_diffusion.autoencoder_step."""
+    args = latent_diffusion.parse_args([])
+    autoencoder = latent_diffusion.Autoencoder(1, args.latent_channels)
     optimizer = torch.optim.AdamW(autoencoder.parameters(), 2e-3, fused=True)
     x = torch.rand(BATCH, 1, 28, 28) * 2 - 1
 
     def iteration():
-        diffusion.autoencoder_step(autoencoder, optimizer, x)
+        latent_diffusion.autoencoder_step(autoencoder, optimizer, x)
     return iteration, args.ae_iters
 
 
@@ -99,7 +106,7 @@ def seconds_per_iteration(make, iterations, repeats):
 def seconds_per_sample(chunk, count, steps, repeats):
     """The fastest of `repeats` timings of draw_samples for `count` labels, per sample."""
     torch.manual_seed(0)
-    model, _ = diffusion.build_networks(diffusion.run_config(diffusion.parse_args([])))
+    model = diffusion.UNet(1, diffusion.parse_args([]).channels)
     schedule = diffusion.NoiseSchedule(1000)
     labels = torch.arange(count) % 10
     timings = []
@@ -129,22 +136,22 @@ def main(argv=None):
         print(" | ".join(rows[-1]), flush=True)
 
     for name, make in [("cgan.py, MLPs", cgan_iteration),
-                       ("diffusion.py, pixel U-Net", lambda: denoiser_iteration("pixel")),
-                       ("diffusion.py --space latent, autoencoder", autoencoder_iteration),
-                       ("diffusion.py --space latent, denoiser",
-                        lambda: denoiser_iteration("latent"))]:
+                       ("diffusion.py, pixel U-Net", lambda: denoiser_iteration(diffusion)),
+                       ("latent_diffusion.py, autoencoder", autoencoder_iteration),
+                       ("latent_diffusion.py, denoiser",
+                        lambda: denoiser_iteration(latent_diffusion))]:
         seconds = seconds_per_iteration(make, args.iterations, args.repeats)
         default_iterations = make()[1]
         row("a training iteration, batch 64", name, f"{seconds * 1000:.1f} ms",
             f"{default_iterations:,} iterations: {default_iterations * seconds / 60:.1f} min")
     for name, layout in [("channels-last (diffusion.py)", torch.channels_last),
                          ("contiguous", torch.contiguous_format)]:
-        seconds = seconds_per_iteration(lambda: denoiser_iteration("pixel", layout),
+        seconds = seconds_per_iteration(lambda: denoiser_iteration(diffusion, layout),
                                         args.iterations, args.repeats)
         row("memory layout, pixel U-Net iteration", name, f"{seconds * 1000:.1f} ms")
     for batch_size in (32, 64, 128):
         seconds = seconds_per_iteration(
-            lambda: denoiser_iteration("pixel", batch_size=batch_size), args.iterations,
+            lambda: denoiser_iteration(diffusion, batch_size=batch_size), args.iterations,
             args.repeats)
         row("batch size, pixel U-Net training", f"{batch_size}" + " (diffusion.py)" *
             (batch_size == 64), f"{batch_size / seconds:.0f} images per second")

@@ -150,7 +150,7 @@ part_diffusion() {   # the pixel DDPM: classes, the denoising chain, guidance
 }
 
 part_latent() {   # Stable Diffusion in miniature: autoencoder, latent diffusion, cross-attention
-    python diffusion.py --space latent --out runs/diffusion/latent
+    python latent_diffusion.py --out runs/diffusion/latent
     keep diffusion latent
     for name in classes chain guidance; do
         cp runs/diffusion/latent/$name.png docs/latent_$name.png
@@ -158,7 +158,7 @@ part_latent() {   # Stable Diffusion in miniature: autoencoder, latent diffusion
 }
 
 part_no-dropout() {   # problem 2(a): the latent model without label dropout (measured by "compare")
-    python diffusion.py --space latent --p-uncond 0 --out runs/diffusion/latent-no-dropout
+    python latent_diffusion.py --p-uncond 0 --out runs/diffusion/latent-no-dropout
     keep diffusion latent-no-dropout
     cp runs/diffusion/latent-no-dropout/classes.png docs/latent_no_dropout_classes.png
 }

@@ -19,7 +19,7 @@ import common  # noqa: E402
 
 RUNS = Path(__file__).resolve().parent / "runs"
 PARTS = [("gan", "The vanilla GAN (gan.py)"), ("cgan", "The conditional GAN (cgan.py)"),
-         ("wgan", "DCGAN against WGAN (wgan.py)"), ("diffusion", "Diffusion (diffusion.py)"),
+         ("wgan", "DCGAN against WGAN (wgan.py)"), ("diffusion", "Diffusion (diffusion.py, latent_diffusion.py)"),
          ("adversarial", "Adversarial examples (adversarial.py)"),
          ("toy2d", "The models on points in the plane (toy2d.py)"),
          ("inspect", "What the averages hide: single samples (benchmarks/inspect_samples.py)"),
@@ -61,8 +61,20 @@ def provenance(metrics, part=None, measured=True):
         return (f"configuration {config}, {metrics['train_seconds'] / 60:.1f} minutes of training "
                 f"(command, date and commit not recorded)")
     classifier = metrics.get("classifier_sha256", "committed") if measured else None
-    return (f"`{made['command']}` ({made['date']}, commit {made['commit']}, {made['machine']}"
+    return (f"`{command_today(made['command'])}` ({made['date']}, commit {made['commit']}, "
+            f"{made['machine']}"
             + (f"; classifier {classifier[:12]})" if classifier else ")"))
+
+
+def command_today(command):
+    """The command that reproduces a run with today's scripts: the latent model, once
+    `diffusion.py --space latent`, is latent_diffusion.py (benchmarks/reproduce.py checks that
+    both give the same weights, samples and numbers)."""
+    if command.startswith("diffusion.py --space latent"):             # a benchmark's row name
+        return command.replace("diffusion.py --space latent", "latent_diffusion.py", 1)
+    if command.startswith("python diffusion.py") and " --space latent" in command:
+        return command.replace(" --space latent", "").replace("diffusion.py", "latent_diffusion.py", 1)
+    return command
 
 
 def markdown_table(columns, rows, as_written=False):
@@ -315,7 +327,9 @@ def section(part, title):
                 lines += evaluations(metrics) + [""]
     for table in tables:
         lines += [f"**{table['title']}**: {provenance(table)}", ""]
-        lines += markdown_table(table["columns"], table["rows"], as_written=True) + [""]
+        rows = [[command_today(cell) if isinstance(cell, str) else cell for cell in row]
+                for row in table["rows"]]
+        lines += markdown_table(table["columns"], rows, as_written=True) + [""]
     return lines
 
 

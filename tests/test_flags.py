@@ -1,4 +1,4 @@
-"""Every flag's bounds, in all five scripts: a value out of range, or a flag that does nothing in
+"""Every flag's bounds, in all six scripts: a value out of range, or a flag that does nothing in
 the mode asked for, is refused by argparse with one line and exit status 2, before any work."""
 import pytest
 
@@ -6,6 +6,7 @@ import adversarial
 import cgan
 import diffusion
 import gan
+import latent_diffusion
 import wgan
 
 SHARED = [["--iters", "0"], ["--batch-size", "0"], ["--lr", "0"], ["--lr", "-1e-3"],
@@ -30,8 +31,10 @@ BAD = {
     diffusion: SHARED[:-1] + [["--generate", "0"], ["--timesteps", "1"], ["--steps", "0"], ["--steps", "2000"],
                          ["--channels", "12"], ["--p-uncond", "1.5"], ["--guidance", "-1"],
                          ["--gif-samples", "64"], ["--digit", "10"], ["--digit", "3"],
-                         ["--latent-channels", "8"], ["--ae-iters", "100"],
-                         ["--space", "latent", "--ae-iters", "0"], ["--space", "voxel"]],
+                         ["--latent-channels", "8"], ["--ae-iters", "100"], ["--space", "latent"]],
+    latent_diffusion: SHARED[:-1] + [["--generate", "0"], ["--ae-iters", "0"],
+                                     ["--latent-channels", "0"], ["--steps", "2000"],
+                                     ["--p-uncond", "1"], ["--guidance", "-1"], ["--digit", "3"]],
     adversarial: [["--eps", "0"], ["--eps", "1.5"], ["--eps", "-0.2"], ["--step", "0"],
                   ["--steps", "0"], ["--source", "10"], ["--target", "-1"],
                   ["--source", "9", "--target", "9"], ["--confidence", "1"],
@@ -52,7 +55,7 @@ def test_a_flag_out_of_its_bounds_is_one_line_and_exit_2(script, flags, capsys):
     assert f"{script.__name__}.py: error: " in error, error
 
 
-@pytest.mark.parametrize("script", [gan, cgan, wgan, diffusion, adversarial],
+@pytest.mark.parametrize("script", [gan, cgan, wgan, diffusion, latent_diffusion, adversarial],
                          ids=lambda module: module.__name__)
 def test_the_defaults_pass_their_own_bounds(script):
     script.parse_args([])

@@ -41,6 +41,7 @@ and says how to make it the project's yardstick.
     python adversarial.py --source 3 --target 8 --eps 0.2
     python adversarial.py --retrain             # rebuild the classifier, then attack it
 """
+import math
 import time
 
 import numpy as np
@@ -301,20 +302,32 @@ def converted_share(classifier, images, args):
     return (probability >= args.confidence).float().mean().item()
 
 
+def sweep_steps(eps, step, most):
+    """Kurakin et al.'s number of iterations for the basic iterative method, min(eps + 4,
+    1.25 eps) steps of one grey level (eps in grey levels), in steps of `step`: enough to reach
+    the ball's edge and move along it a little; at most `most`."""
+    return min(most, math.ceil(min(eps / step + 4, 1.25 * eps / step)))
+
+
 def eps_sweep(classifier, sources, args):
     """Success rate (the class flips) against eps on the first --sweep-images sources (default:
-    all): where does the classifier start to give way?"""
+    all): where does the classifier start to give way? Each eps runs sweep_steps() steps, since
+    an image that has not flipped by the time it reached the ball's edge rarely flips later."""
     subset = sources[:args.sweep_images]
     target = torch.full((len(subset),), args.target, device=subset.device)
     sweep = {"images": len(subset), "eps": [round(e, 3) for e in np.linspace(0, 0.3, 7).tolist()],
-             "iterative": [], "fgsm": []}
+             "steps": [], "iterative": [], "fgsm": []}
     for eps in sweep["eps"]:
-        attacked, _ = targeted_attack(classifier, subset, target, eps, args.step, args.steps,
+        steps = sweep_steps(eps, args.step, args.steps)
+        attacked, _ = targeted_attack(classifier, subset, target, eps, args.step, steps,
                                       random_start=args.random_start)
+        sweep["steps"].append(steps)
         sweep["iterative"].append(attack_report(classifier, subset, attacked,
                                                 target)["success_rate"])
         sweep["fgsm"].append(attack_report(classifier, subset, fgsm(classifier, subset, target,
                                                                     eps), target)["success_rate"])
+        print(f"sweep: eps {eps:.2f}, {steps} steps: {sweep['iterative'][-1]:.1%} of "
+              f"{len(subset)} flipped (FGSM {sweep['fgsm'][-1]:.1%})", flush=True)
     return sweep
 
 
@@ -376,8 +389,11 @@ def main(argv=None):
     sources = test_images[(test_labels == args.source) & correct]
     if len(sources) == 0:
         raise common.UserError(f"no correctly classified test image of digit {args.source}")
+    print(f"attacking the {len(sources)} test {args.source}s it reads right: {args.target} is "
+          f"the target, eps {args.eps}, both stopping rules and FGSM", flush=True)
     adversarial, flipped, confident, fgsm_report = attack_sources(classifier, sources, args)
     sweep = eps_sweep(classifier, sources, args)
+    print(f"{args.noise_images} {args.noise} noise images -> {args.target}", flush=True)
     noise, converted, noise_report = noise_to_target(classifier, args, device)
 
     save_attack_figure(classifier, sources, adversarial, out / "attack.png")

@@ -157,11 +157,11 @@ def attack_table(metrics):
     lines = [f"classifier test accuracy {metrics['classifier_test_accuracy']:.2%}", ""]
     lines += markdown_table(["attack", "success", "mean p(target)", "mean L-inf", "mean L2",
                              "mean steps"], [[number(cell, 3) for cell in row] for row in rows])
+    steps = sweep.get("steps", [metrics["steps"]] * len(sweep["eps"]))   # older runs: --steps
     lines += ["", f"success rate (the class flips) against eps, on {sweep['images']} images:", ""]
-    lines += markdown_table(["eps", name, "FGSM"], [[f"{e:.2f}", f"{p:.0%}", f"{f:.0%}"]
-                                                    for e, p, f in zip(sweep["eps"],
-                                                                       sweep["iterative"],
-                                                                       sweep["fgsm"])])
+    lines += markdown_table(["eps", f"{name} steps", name, "FGSM"],
+                            [[f"{e:.2f}", n, f"{p:.0%}", f"{f:.0%}"] for e, n, p, f in zip(
+                                sweep["eps"], steps, sweep["iterative"], sweep["fgsm"])])
     return lines
 
 

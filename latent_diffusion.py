@@ -70,6 +70,7 @@ def parse_args(argv=None):
 
 # ---------------------------------------------------------------------------------------------
 # The autoencoder, the prompt, cross-attention and the latent denoiser
+
 class Autoencoder(nn.Module):
     """E: image (C, H, W) -> latent (latent_channels, H/4, W/4) and D: back. encode() and
     decode() apply and undo the scaling z = (E(x) - mu) / sigma; mu, sigma (and the largest |z|
@@ -204,8 +205,8 @@ def train_autoencoder(autoencoder, train_images, iterations, batch_size=64, lr=2
         raw = torch.cat([autoencoder.encoder(batch) for batch in train_images.split(1000)])
         autoencoder.latent_mean.copy_(raw.mean((0, 2, 3))[:, None, None])
         autoencoder.latent_std.copy_(raw.std((0, 2, 3))[:, None, None])
-        latents = (raw - autoencoder.latent_mean) / autoencoder.latent_std   # encode(), once
-        autoencoder.latent_bound.fill_(latents[:10000].abs().max())
+    latents = encode_dataset(autoencoder, train_images)
+    autoencoder.latent_bound.fill_(latents[:10000].abs().max())
     return latents
 
 

@@ -54,49 +54,36 @@ import common
 
 def parse_args(argv=None):
     parser = common.argument_parser(__doc__, __file__)
-    parser.add_argument("--source", type=int, default=4, help="digit to attack")
-    parser.add_argument("--target", type=int, default=9, help="digit the classifier should read")
-    parser.add_argument("--eps", type=float, default=0.2,
+    digit, positive = common.bounded(int, at_least=0, at_most=9), common.bounded(int, at_least=1)
+    parser.add_argument("--source", type=digit, default=4, help="digit to attack")
+    parser.add_argument("--target", type=digit, default=9, help="digit the classifier should read")
+    parser.add_argument("--eps", type=common.bounded(float, above=0, at_most=1), default=0.2,
                         help="L-infinity radius, in (0, 1]: pixels are in [0, 1]")
     parser.add_argument("--random-start", action="store_true",
                         help="start each attack at a random point of the eps ball (PGD, Madry et "
                              "al. 2018) instead of at the image (BIM)")
-    parser.add_argument("--step", type=float, default=0.01, help="sign step size")
-    parser.add_argument("--steps", type=int, default=100, help="most iterations per image")
+    parser.add_argument("--step", type=common.bounded(float, above=0), default=0.01,
+                        help="sign step size")
+    parser.add_argument("--steps", type=positive, default=100, help="most iterations per image")
     parser.add_argument("--noise", choices=["uniform", "gaussian"], default="uniform",
                         help="starting images of the noise -> target experiment")
-    parser.add_argument("--noise-images", type=int, default=16)
-    parser.add_argument("--confidence", type=float, default=0.99,
+    parser.add_argument("--noise-images", type=positive, default=16)
+    parser.add_argument("--confidence", type=common.bounded(float, above=0, below=1), default=0.99,
                         help="target probability at which an image counts as converted (the "
                              "noise images, and the second attack on the source digits)")
-    parser.add_argument("--sweep-images", type=int,
+    parser.add_argument("--sweep-images", type=positive,
                         help="source images used for the success-rate-vs-eps curve (default: all)")
     parser.add_argument("--classifier", help="the classifier to attack (default: the committed "
                                              "one, weights/mnist_classifier.pt)")
     parser.add_argument("--retrain", action="store_true",
                         help="train a new classifier into the run folder and attack it")
-    parser.add_argument("--epochs", type=int, default=3, help="classifier training epochs")
-    parser.add_argument("--data-dir", help="data folder (default: $DATA_DIR, else ./data)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
-    parser.add_argument("--out", help="run folder (default runs/adversarial/<time>)")
+    parser.add_argument("--epochs", type=positive, default=3, help="classifier training epochs")
+    common.add_shared_arguments(parser, "adversarial")
     args = parser.parse_args(argv)
-    for name in ("source", "target"):
-        if not 0 <= getattr(args, name) <= 9:
-            parser.error(f"--{name} {getattr(args, name)}: a digit must be in 0-9")
     if args.source == args.target:
         parser.error(f"--source and --target are both {args.source}: pick two different digits")
-    if not 0 < args.eps <= 1:
-        parser.error(f"--eps {args.eps}: the radius must be in (0, 1], pixels are in [0, 1]")
-    if args.step <= 0 or args.steps < 1:
-        parser.error("need --step > 0 and --steps >= 1")
-    if args.epochs < 1 or args.noise_images < 1 or (args.sweep_images is not None
-                                                    and args.sweep_images < 1):
-        parser.error("--epochs, --noise-images and --sweep-images must be at least 1")
     if args.retrain and args.classifier:
         parser.error("--retrain trains a new classifier: give --retrain or --classifier, not both")
-    if not 0 < args.confidence < 1:
-        parser.error("--confidence must be in (0, 1)")
     return args
 
 

@@ -48,28 +48,30 @@ def parse_args(argv=None):
     parser = common.argument_parser(__doc__, __file__)
     parser.add_argument("--arch", choices=["mlp", "conv"], default="mlp")
     parser.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist")
-    parser.add_argument("--z-dim", type=int, default=100, help="latent size")
-    parser.add_argument("--iters", type=int, default=30000, help="total training iterations")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate, both nets")
-    parser.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
+    positive = common.bounded(int, at_least=1)
+    parser.add_argument("--z-dim", type=positive, default=100, help="latent size")
+    parser.add_argument("--iters", type=positive, default=30000, help="total training iterations")
+    parser.add_argument("--batch-size", type=positive, default=64)
+    parser.add_argument("--lr", type=common.bounded(float, above=0), default=2e-4,
+                        help="Adam learning rate, both nets")
+    parser.add_argument("--beta1", type=common.bounded(float, at_least=0, below=1), default=0.5,
+                        help="Adam beta1")
     parser.add_argument("--d-dropout", type=float, default=None,
                         help="dropout rate in the MLP discriminator's hidden layers (default 0.3, "
                              "as in gan.py: without it D memorizes the training images)")
     common.add_run_arguments(parser, "cgan", sample_every=1000, eval_every=5000,
                              checkpoint_every=5000, gif_samples=100)
-    parser.add_argument("--digit", type=int, metavar="D",
+    parser.add_argument("--digit", type=common.bounded(int, at_least=0, at_most=CLASSES - 1),
+                        metavar="D",
                         help="generate only class D (0-9): a 10x10 grid to --out FILE.png "
                              "(default: beside the checkpoint), or N samples with --generate")
     parser.add_argument("--class-name", help="generate only this class, by name (Fashion-MNIST)")
     args = parser.parse_args(argv)
-    common.check_run_arguments(parser, args, positive=("z_dim", "iters", "batch_size"))
+    common.check_run_arguments(parser, args)
     common.check_d_dropout(parser, args)
     if args.gif_samples % CLASSES:
         parser.error(f"--gif-samples {args.gif_samples}: one class per column needs a multiple "
                      f"of {CLASSES}")
-    if args.digit is not None and not 0 <= args.digit < CLASSES:
-        parser.error(f"--digit {args.digit}: a class must be in 0-{CLASSES - 1}")
     if args.digit is not None and args.class_name is not None:
         parser.error("give --digit or --class-name, not both")
     asks_generation = args.generate is not None or args.digit is not None or args.class_name

@@ -325,6 +325,7 @@ def bounded(kind, at_least=None, above=None, at_most=None, below=None):
                 f"{text} is not " + " and ".join(f"{sign} {bound:g}" for bound, sign, _ in limits))
         return value
     parse.__name__ = kind.__name__     # argparse names the type in its messages
+    parse.limits = {sign: bound for bound, sign, _ in limits}   # for the tests
     return parse
 
 
@@ -332,51 +333,46 @@ def add_run_arguments(parser, script, sample_every, eval_every, checkpoint_every
                       gif_samples=64, eval_samples=10000):
     """The flags every generative script shares: data, device, seed, outputs, time budget,
     evaluation, checkpoints, resume and the --generate mode."""
-    parser.add_argument("--data-dir", help="data folder (default: $DATA_DIR, else ./data)")
-    parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of the sampled "
-                                                                 "network's weights (0: off)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
-    parser.add_argument("--out", help=f"run folder (default runs/{script}/<time>); with "
-                                      "--generate, the .npz file to write")
-    parser.add_argument("--minutes", type=float, default=minutes,
+    positive = bounded(int, at_least=1)
+    add_shared_arguments(parser, script, generates=True)
+    parser.add_argument("--ema", type=bounded(float, at_least=0, below=1), default=0.999,
+                        help="EMA decay of the sampled network's weights (0: off)")
+    parser.add_argument("--minutes", type=bounded(float, at_least=0), default=minutes,
                         help="stop once training has taken this long, counted across --resume "
                              "(0: no limit; sampling and evaluation are not counted)")
-    parser.add_argument("--sample-every", type=int, default=sample_every, help="grid + GIF frame")
-    parser.add_argument("--gif-samples", type=int, default=gif_samples,
+    parser.add_argument("--sample-every", type=positive, default=sample_every,
+                        help="grid + GIF frame")
+    parser.add_argument("--gif-samples", type=positive, default=gif_samples,
                         help="fixed samples in each grid and GIF frame")
-    parser.add_argument("--eval-every", type=int, default=eval_every,
+    parser.add_argument("--eval-every", type=positive, default=eval_every,
                         help="FID and class entropy during training (MNIST only)")
-    parser.add_argument("--eval-samples", type=int, default=eval_samples,
+    parser.add_argument("--eval-samples", type=positive, default=eval_samples,
                         help="samples per evaluation")
     parser.add_argument("--parzen", action="store_true",
                         help="also the Parzen log-likelihood at the end (about a minute)")
     parser.add_argument("--classifier", help="another measuring classifier, for example one made "
                                              "by adversarial.py --retrain (default: the "
                                              "committed one)")
-    parser.add_argument("--checkpoint-every", type=int, default=checkpoint_every)
+    parser.add_argument("--checkpoint-every", type=positive, default=checkpoint_every)
     parser.add_argument("--resume", metavar="CKPT", help="continue the run of this checkpoint")
     parser.add_argument("--checkpoint", metavar="CKPT", help="generate from this checkpoint")
-    parser.add_argument("--generate", type=int, metavar="N", help="write N samples, no training")
+    parser.add_argument("--generate", type=positive, metavar="N",
+                        help="write N samples, no training")
 
 
-def check_run_arguments(parser, args, positive=()):
-    """parser.error (one line, exit 2) for the shared flags' impossible values."""
-    for name in ("sample_every", "gif_samples", "eval_every", "eval_samples", "checkpoint_every",
-                 *positive):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if not 0 <= args.ema < 1:
-        parser.error("--ema must be in [0, 1)")
-    for name in ("lr", "critic_lr"):   # the learning rates a script has
-        if getattr(args, name, None) is not None and getattr(args, name) <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive")
-    if getattr(args, "beta1", None) is not None and not 0 <= args.beta1 < 1:
-        parser.error("--beta1 must be in [0, 1)")
-    if args.minutes < 0:
-        parser.error("--minutes must be >= 0")
-    if args.generate is not None and (args.generate < 1 or not args.out):
-        parser.error("--generate needs N >= 1 and --out FILE.npz")
+def add_shared_arguments(parser, script, generates=False):
+    """The flags of every script that reads data: data, seed, device, output."""
+    parser.add_argument("--data-dir", help="data folder (default: $DATA_DIR, else ./data)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    parser.add_argument("--out", help=f"run folder (default runs/{script}/<time>)"
+                        + ("; with --generate, the .npz file to write" if generates else ""))
+
+
+def check_run_arguments(parser, args):
+    """parser.error (one line, exit 2) for what the shared flags' types cannot check alone."""
+    if args.generate is not None and not args.out:
+        parser.error("--generate needs --out FILE.npz")
 
 
 def check_d_dropout(parser, args):
@@ -386,7 +382,7 @@ def check_d_dropout(parser, args):
         args.d_dropout = 0.3 if args.arch == "mlp" else 0.0
     elif args.arch != "mlp" and args.d_dropout:
         parser.error("--d-dropout is for the MLP discriminator (--arch mlp)")
-    elif not 0 <= args.d_dropout < 1:
+    elif not 0 <= args.d_dropout < 1:   # (not in its type: None means the architecture's)
         parser.error("--d-dropout must be in [0, 1)")
 
 

@@ -61,11 +61,14 @@ def parse_args(argv=None):
                         help="generator loss: log(1 - D(G(z))) or -log D(G(z))")
     parser.add_argument("--arch", choices=["mlp", "dcgan"], default="mlp")
     parser.add_argument("--dataset", choices=list(common.DATASETS), default="mnist")
-    parser.add_argument("--z-dim", type=int, default=100, help="latent size")
-    parser.add_argument("--iters", type=int, default=20000, help="total training iterations")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate, both nets")
-    parser.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (0.5 as in DCGAN)")
+    positive = common.bounded(int, at_least=1)
+    parser.add_argument("--z-dim", type=positive, default=100, help="latent size")
+    parser.add_argument("--iters", type=positive, default=20000, help="total training iterations")
+    parser.add_argument("--batch-size", type=positive, default=64)
+    parser.add_argument("--lr", type=common.bounded(float, above=0), default=2e-4,
+                        help="Adam learning rate, both nets")
+    parser.add_argument("--beta1", type=common.bounded(float, at_least=0, below=1), default=0.5,
+                        help="Adam beta1 (0.5 as in DCGAN)")
     parser.add_argument("--lr-decay", choices=["none", "linear"], default="none",
                         help="linear: the learning rate falls linearly over the run, towards 0 "
                              "at --iters, or at --minutes if the budget ends sooner (long runs)")
@@ -75,7 +78,7 @@ def parse_args(argv=None):
     common.add_run_arguments(parser, "gan", sample_every=1000, eval_every=5000,
                              checkpoint_every=5000)
     args = parser.parse_args(argv)
-    common.check_run_arguments(parser, args, positive=("z_dim", "iters", "batch_size"))
+    common.check_run_arguments(parser, args)
     common.check_d_dropout(parser, args)
     if (args.generate is None) != (args.checkpoint is None):
         parser.error("--generate N and --checkpoint CKPT go together")

@@ -77,16 +77,17 @@ def parse_args(argv=None):
                         help="gan: G's loss (default logistic)")
     parser.add_argument("--data", choices=["ring", "grid"],
                         help="gan: a ring of 8 Gaussians or a 5 x 5 grid of 25 (default ring)")
-    parser.add_argument("--d-warmup", type=int,
+    positive = common.bounded(int, at_least=1)
+    parser.add_argument("--d-warmup", type=common.bounded(int, at_least=0),
                         help="gan: steps D trains alone before the game, so it starts ahead "
                              "(default 300)")
-    parser.add_argument("--g-hidden", type=int,
+    parser.add_argument("--g-hidden", type=positive,
                         help="gan and coverage: G's hidden units (default 128)")
-    parser.add_argument("--steps", type=int, help="training steps (default: gan and critic "
+    parser.add_argument("--steps", type=positive, help="training steps (default: gan and critic "
                                                   "2000, diffusion 6000, coverage 2000 a run; "
                                                   "critic's fixed-generator and 1-D figures: at "
                                                   "most 1000)")
-    parser.add_argument("--seeds", type=int, help="coverage: N runs a loss, seeds --seed ... "
+    parser.add_argument("--seeds", type=positive, help="coverage: N runs a loss, seeds --seed ... "
                                                   "--seed + N - 1 (default 5)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="folder (default runs/toy2d/<experiment>)")
@@ -101,11 +102,6 @@ def parse_args(argv=None):
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    for name in ("steps", "g_hidden", "seeds"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.d_warmup < 0:
-        parser.error("--d-warmup must be >= 0")
     return args
 
 

@@ -84,35 +84,36 @@ import common
 def parse_args(argv=None):
     parser = common.argument_parser(__doc__, __file__)
     parser.add_argument("--dataset", choices=list(common.DATASETS), default="mnist")
-    parser.add_argument("--z-dim", type=int, default=100, help="latent size, 50-200 (the range "
-                        "the DCGAN exercise of the course sets)")
-    parser.add_argument("--iters", type=int, default=100000, help="most generator iterations")
-    parser.add_argument("--batch-size", type=int, default=64)
+    positive = common.bounded(int, at_least=1)
+    parser.add_argument("--z-dim", type=common.bounded(int, at_least=50, at_most=200), default=100,
+                        help="latent size, 50-200 (the range the DCGAN exercise of the course "
+                             "sets)")
+    parser.add_argument("--iters", type=positive, default=100000, help="most generator iterations")
+    parser.add_argument("--batch-size", type=positive, default=64)
     parser.add_argument("--loss", choices=["wasserstein", "gan"], default="wasserstein",
                         help="what the second network learns: the critic of W, or the GAN's "
                              "discriminator")
-    parser.add_argument("--n-critic", type=int, help="critic (or D) steps per G step (default "
+    parser.add_argument("--n-critic", type=positive, help="critic (or D) steps per G step (default "
                         "2 with clipping, else 1; with --critic-schedule paper 5)")
     parser.add_argument("--critic-schedule", choices=["constant", "paper"], default="constant",
                         help="paper: 100 critic steps before each of G's first 25 steps and "
                              "every 500th, --n-critic otherwise (the WGAN authors' code)")
-    parser.add_argument("--clip", type=float, help="critic weights in [-c, c] (the clipped WGAN "
-                                                   "only; default 0.01)")
-    parser.add_argument("--gradient-penalty", type=float, metavar="LAMBDA",
+    above_0 = common.bounded(float, above=0)
+    parser.add_argument("--clip", type=above_0, help="critic weights in [-c, c] (the clipped WGAN "
+                                                     "only; default 0.01)")
+    parser.add_argument("--gradient-penalty", type=above_0, metavar="LAMBDA",
                         help="WGAN-GP with this weight instead of clipping (the paper: 10)")
-    parser.add_argument("--lr", type=float, help="default 2e-4 (RMSprop, clipping), 5e-4 with "
-                                                 "--gradient-penalty, 2e-4 with --loss gan (Adam)")
-    parser.add_argument("--critic-lr", type=float, help="the critic's (or D's) own learning rate "
+    parser.add_argument("--lr", type=above_0, help="default 2e-4 (RMSprop, clipping), 5e-4 with "
+                                                   "--gradient-penalty, 2e-4 with --loss gan (Adam)")
+    parser.add_argument("--critic-lr", type=above_0, help="the critic's (or D's) own learning rate "
                         "(default: --lr)")
-    parser.add_argument("--dropout", type=float,
+    parser.add_argument("--dropout", type=common.bounded(float, at_least=0, below=1),
                         help="dropout after each convolution of the critic or discriminator "
                              "(default 0.2; 0 with --gradient-penalty, whose penalty must see the "
                              "critic of the loss, not another random sub-network)")
     common.add_run_arguments(parser, "wgan", sample_every=200, eval_every=1000,
                              checkpoint_every=1000, minutes=20.0)
     args = parser.parse_args(argv)
-    if not 50 <= args.z_dim <= 200:
-        parser.error(f"--z-dim {args.z_dim}: these networks take a latent of 50-200 numbers")
     clipped = args.loss == "wasserstein" and args.gradient_penalty is None
     if args.clip is not None and not clipped:
         parser.error("--clip is for the clipped WGAN (--loss wasserstein without "
@@ -127,13 +128,7 @@ def parse_args(argv=None):
         args.lr = 5e-4 if args.gradient_penalty else 2e-4
     if args.critic_lr is None:
         args.critic_lr = args.lr
-    common.check_run_arguments(parser, args, positive=("iters", "batch_size", "n_critic"))
-    if clipped and args.clip <= 0:
-        parser.error("--clip must be positive")
-    if not 0 <= args.dropout < 1:
-        parser.error("--dropout must be in [0, 1)")
-    if args.gradient_penalty is not None and args.gradient_penalty <= 0:
-        parser.error("--gradient-penalty must be positive")
+    common.check_run_arguments(parser, args)
     if args.loss == "gan" and args.gradient_penalty is not None:
         parser.error("--gradient-penalty is for --loss wasserstein")
     if clipped and not 0.001 <= args.clip <= 0.1:

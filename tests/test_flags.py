@@ -4,9 +4,11 @@ import pytest
 
 import adversarial
 import cgan
+import common
 import diffusion
 import gan
 import latent_diffusion
+import toy2d
 import wgan
 
 SHARED = [["--iters", "0"], ["--batch-size", "0"], ["--lr", "0"], ["--lr", "-1e-3"],
@@ -59,3 +61,53 @@ def test_a_flag_out_of_its_bounds_is_one_line_and_exit_2(script, flags, capsys):
                          ids=lambda module: module.__name__)
 def test_the_defaults_pass_their_own_bounds(script):
     script.parse_args([])
+
+
+# --- every numeric and choice flag of every script, fuzzed ----------------------------------------
+
+def parser_of(script, monkeypatch):
+    """The argparse parser that script.parse_args builds (caught as common makes it)."""
+    made = []
+    original = common.argument_parser
+    monkeypatch.setattr(common, "argument_parser",
+                        lambda *args: made.append(original(*args)) or made[-1])
+    script.parse_args(["gan"] if script is toy2d else [])
+    return made[-1]
+
+
+def bad_values(action):
+    """Values a flag must refuse: of the wrong type, empty, past its bounds, not a choice."""
+    if action.choices is not None:
+        return ["not-a-choice", ""]
+    kind = getattr(action.type, "__name__", None)
+    if kind not in ("int", "float"):
+        return []
+    values = ["abc", "", "1.5"] if kind == "int" else ["abc", "", "nan", "inf"]
+    for sign, bound in getattr(action.type, "limits", {}).items():   # just past each bound
+        step = 1 if kind == "int" else 1e-9 * max(1.0, abs(bound))
+        values.append(str(bound - step if sign in (">=", ">") and kind == "int" else
+                          bound if sign in (">", "<") else
+                          bound - step if sign == ">=" else bound + step))
+    return values
+
+
+SCRIPTS = [gan, cgan, wgan, diffusion, latent_diffusion, adversarial, toy2d]
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda module: module.__name__)
+def test_every_numeric_and_choice_flag_refuses_bad_values_in_one_line(script, monkeypatch,
+                                                                    capsys):
+    parser = parser_of(script, monkeypatch)
+    required = ["gan"] if script is toy2d else []          # toy2d's experiment comes first
+    tried = 0
+    for action in parser._actions:
+        if not action.option_strings:
+            continue
+        for value in bad_values(action):
+            with pytest.raises(SystemExit) as exit_info:
+                script.parse_args(required + [action.option_strings[0], value])
+            error = capsys.readouterr().err.strip().splitlines()
+            assert exit_info.value.code == 2, (action.option_strings[0], value)
+            assert error and f"{script.__name__}.py: error: " in error[-1], (action.dest, value)
+            tried += 1
+    assert tried >= 10, tried     # every script has at least a few numeric or choice flags

@@ -218,12 +218,13 @@ def train(args):
     train_images, train_labels = common.dataset_tensors(config["dataset"], device, args.data_dir)
     generator, discriminator = (net.to(device) for net in build_networks(config))
     ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
-    opt_g, opt_d = common.adam_pair(generator, discriminator, args.lr, args.beta1)
+    opt_g, opt_d = common.adam_pair(generator, discriminator, args.lr, (args.beta1, 0.999))
     # The grid: row r, column c is G(z_r | c), so a row keeps one style across the ten classes.
     fixed_z = torch.randn(args.gif_samples // CLASSES, config["z_dim"],
                           device=device).repeat_interleave(CLASSES, 0)
     run.track({"generator": generator, "discriminator": discriminator,
                "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_d": opt_d}, fixed_z)
+    run.load_resumed()                  # --resume: the checkpoint's weights, optimizers, RNG
     grid_labels = torch.arange(CLASSES, device=device).repeat(len(fixed_z) // CLASSES)
 
     @torch.no_grad()

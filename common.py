@@ -470,15 +470,17 @@ def standing_statistics(generator, z_dim, classes=None, batches=10, batch_size=5
     generator.eval()
 
 
-def adam_pair(generator, discriminator, lr, beta1):
-    """The GAN's two Adam optimizers (gan.py, cgan.py), betas (beta1, 0.999). fused=True: one
-    kernel for all of Adam's update instead of several per tensor, faster on a CPU."""
-    return (torch.optim.Adam(generator.parameters(), lr, (beta1, 0.999), fused=True),
-            torch.optim.Adam(discriminator.parameters(), lr, (beta1, 0.999), fused=True))
+def adam_pair(generator, discriminator, lr, betas=(0.5, 0.999), discriminator_lr=None):
+    """The two Adam optimizers of a GAN (gan.py, cgan.py, wgan.py): betas (0.5, 0.999) as in
+    DCGAN unless given; D (or the critic) at its own rate if given. fused=True: one kernel for all
+    of Adam's update instead of several per tensor, faster on a CPU."""
+    return (torch.optim.Adam(generator.parameters(), lr, betas, fused=True),
+            torch.optim.Adam(discriminator.parameters(), discriminator_lr or lr, betas,
+                             fused=True))
 
 
 def decay_learning_rate(optimizers, lr, done):
-    """lr (1 - done), with `done` the share of the run already trained (TrainingRun.done): the
+    """lr (1 - done), with `done` the fraction of the run trained (TrainingRun.fraction_done): the
     learning rate falls linearly from lr at the first step towards 0 at the end of the run, so
     the weights settle instead of jittering."""
     for optimizer in optimizers:
@@ -522,37 +524,17 @@ class Progress:
 
 class TrainingRun:
     """What a training loop does besides learning, one small method a job, each called from the
-    script's own loop where it happens:
+    script's own loop where it happens (gan.py's train() shows them all). Only the seconds handed
+    to log() count against --minutes, a budget that a resumed run continues. A logged number or a
+    weight that is not finite stops the run with one line, before anything is drawn or saved."""
 
-        run = common.TrainingRun(args, "gan", config)     # --resume: its config, folder, clock
-        run.track(networks, optimizers, fixed_z)           # what a checkpoint holds
-        for iteration in range(run.start + 1, args.iters + 1):
-            started = time.perf_counter()
-            ...one training step...
-            run.log(iteration, time.perf_counter() - started, loss_d=loss_d, loss_g=loss_g)
-            if run.due(iteration, args.sample_every):
-                run.save_snapshot(snapshot(), panels)      # a grid, a GIF frame, the curves
-            if run.classifier and run.due(iteration, args.eval_every):
-                run.evaluate(*draw(args.eval_samples))     # FID, class entropy; best.pt
-            if run.due(iteration, args.checkpoint_every):
-                run.save_checkpoint()
-            if run.finished(iteration):                    # --iters, or --minutes spent
-                break
-        run.finish()                                       # metrics.json
-
-    Only the seconds handed to log() count against --minutes, a budget that a resumed run
-    continues. log() stops the run at the first logged number that is not finite; the snapshot,
-    the evaluation and the checkpoint stop it at weights that are not finite, before drawing
-    from them or saving them.
-    """
-
-    def __init__(self, args, model, config, log_every=100):
-        self.args, self.model, self.log_every = args, model, log_every
+    def __init__(self, args, script, config, log_every=100):
+        self.args, self.script, self.log_every = args, script, log_every
         self.device = pick_device(args.device)
         self.provenance = provenance(self.device)   # the code as it was when the run started
         self.state = None
         if args.resume:   # the checkpoint's own config wins over the flags
-            self.state = load_checkpoint(args.resume, model, config_keys=config)
+            self.state = load_checkpoint(args.resume, script, config_keys=config)
             config = self.state["config"]
             args.out = args.out or str(Path(args.resume).parent)
         self.config = config
@@ -569,47 +551,47 @@ class TrainingRun:
         if self.out_of_time():
             raise UserError(f"the checkpoint has trained for {self.train_seconds / 60:.2f} "
                             f"minutes already; ask for more with --minutes")
-        self.iteration, self.sums, self.count = self.start, None, 0
+        self.iteration, self.sums, self.count, self.quality = self.start, None, 0, None
         # (path, iteration) of the last checkpoint written, named if the run diverges
         self.saved = (Path(args.resume), self.start) if self.state else None
-        self.quality = None
-        evaluated = self.history.get("eval_fid")
-        self.best_fid = min(evaluated) if evaluated else float("inf")   # of best.pt
+        self.best_fid = min(self.history.get("eval_fid") or [float("inf")])   # of best.pt
 
     def track(self, networks, optimizers, fixed_input):
         """Name what a checkpoint holds (dicts: key -> network or optimizer) and the fixed input
-        of the snapshots; on --resume, load the checkpoint's weights, optimizer states, random
-        state and fixed input into them, in place."""
-        self.networks, self.optimizers = networks, optimizers
-        self.fixed_input = fixed_input
-        if self.state:
-            for key, network in networks.items():
-                load_weights(network, self.state[key], self.args.resume)
-            for key, optimizer in optimizers.items():
-                optimizer.load_state_dict(self.state[key])
-            torch.set_rng_state(self.state["rng"])
-            set_gpu_random_state(self.state, self.device)
-            if self.state["fixed_input"].shape != fixed_input.shape:
-                raise UserError(f"{self.args.resume} draws {len(self.state['fixed_input'])} "
-                                f"fixed samples per grid: resume with that --gif-samples")
-            fixed_input.copy_(self.state["fixed_input"])
-        self.out = make_run_dir(self.model, self.args.out)
+        of the snapshots; make the run folder."""
+        self.networks, self.optimizers, self.fixed_input = networks, optimizers, fixed_input
+        self.out = make_run_dir(self.script, self.args.out)
         self.gif_frames = load_gif_frames(self.out / "progress.gif") if self.state else []
         self.progress = Progress(self.args.iters, self.start, every=5 * self.log_every,
                                  time_limit=self.args.minutes * 60,
                                  clock=lambda: self.train_seconds)
-        print(f"{self.model}: {self.config} on {self.device}, writing to {self.out}")
+        print(f"{self.script}: {self.config} on {self.device}, writing to {self.out}")
         self.wall_started = time.perf_counter()
+
+    def load_resumed(self):
+        """On --resume: the checkpoint's weights, optimizer states, random state and fixed input,
+        loaded into what track() named, in place. Without --resume, nothing."""
+        if not self.state:
+            return
+        for key, network in self.networks.items():
+            load_weights(network, self.state[key], self.args.resume)
+        for key, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(self.state[key])
+        torch.set_rng_state(self.state["rng"])
+        set_gpu_random_state(self.state, self.device)
+        if self.state["fixed_input"].shape != self.fixed_input.shape:
+            raise UserError(f"{self.args.resume} draws {len(self.state['fixed_input'])} fixed "
+                            f"samples per grid: resume with that --gif-samples")
+        self.fixed_input.copy_(self.state["fixed_input"])
 
     def out_of_time(self):
         """Has training taken --minutes (across --resume)?"""
         return bool(self.args.minutes) and self.train_seconds >= self.args.minutes * 60
 
-    def done(self, iteration):
-        """The share of the run trained before step `iteration`: (i - 1) / --iters, or, when
-        --minutes runs out sooner, the share of the budget spent, whichever is larger. A
-        schedule on it ends with the run, on a fast machine or a slow one. Without a budget, the
-        last step i = --iters starts at (iters - 1) / iters."""
+    def fraction_done(self, iteration):
+        """The fraction of the run trained before step `iteration`: (i - 1) / --iters, or the
+        fraction of --minutes spent if larger, so that a schedule on it ends with the run on a
+        fast machine or a slow one."""
         by_steps = (iteration - 1) / self.args.iters
         if not self.args.minutes:
             return by_steps
@@ -625,22 +607,27 @@ class TrainingRun:
 
     def log(self, iteration, seconds, **values):
         """Count the step's `seconds` of training and keep the running means of its numbers,
-        written to the history every `log_every` iterations (and at the last). A value that is
-        not finite ends the run: training has diverged."""
+        written to the history every `log_every` iterations (and at the last)."""
         self.iteration = iteration
         self.train_seconds += seconds
         with torch.no_grad():
             stacked = torch.stack([torch.as_tensor(value).detach().float()
                                    for value in values.values()])
         if not torch.isfinite(stacked).all():      # one number read back per step
-            for key, value in zip(values, stacked.tolist()):
-                if not math.isfinite(value):
-                    self._diverged(f"{key} is {value}")
+            key, value = next((k, v) for k, v in zip(values, stacked.tolist())
+                              if not math.isfinite(v))
+            self._diverged(f"{key} is {value}")
         self.keys = list(values)
         self.sums = stacked if self.sums is None else self.sums + stacked
         self.count += 1
         if iteration % self.log_every == 0 or self.finished(iteration):
-            self._flush_log(last=self.finished(iteration))
+            means = dict(zip(self.keys, (self.sums / self.count).tolist()))
+            self.sums, self.count = None, 0
+            self.history["iteration"].append(iteration)
+            self.history.setdefault("train_minutes", []).append(round(self.train_seconds / 60, 3))
+            for key, value in means.items():
+                self.history.setdefault(key, []).append(value)
+            self.progress.update(iteration, last=self.finished(iteration), **means)
 
     def save_snapshot(self, images, panels, ncol=None):
         """A grid PNG of the fixed samples, one more GIF frame, and the loss curves (panels: the
@@ -675,15 +662,13 @@ class TrainingRun:
     def finish(self, parzen_images=None, **metrics):
         """metrics.json: the config and flags, iterations, training time, the last logged means,
         the last and the best quality numbers and every evaluation, the Parzen estimate of
-        `parzen_images` if given, the script's own `metrics`, and the provenance (command, date,
-        commit)."""
+        `parzen_images` if given, the script's own `metrics`, and the provenance."""
         if self.out_of_time():
             print(f"stopped at iteration {self.iteration} after --minutes {self.args.minutes} "
                   f"of training")
-        wall_seconds = time.perf_counter() - self.wall_started
         result = {"config": self.config, "flags": vars(self.args),
                   "iterations": self.iteration, "train_seconds": round(self.train_seconds, 1),
-                  "wall_seconds_this_run": round(wall_seconds, 1),
+                  "wall_seconds_this_run": round(time.perf_counter() - self.wall_started, 1),
                   **{f"final_{key}": self.history[key][-1] for key in self.keys}, **metrics,
                   "provenance": self.provenance}
         if self.classifier is not None:
@@ -697,24 +682,13 @@ class TrainingRun:
             if parzen_images is not None:
                 result.update(parzen_score(parzen_images, self.args.data_dir))
                 print(f"Parzen log-likelihood {result['parzen_log_likelihood']:.1f} +- "
-                      f"{result['parzen_standard_error']:.1f} "
-                      f"(sigma {result['parzen_sigma']:.3f})")
+                      f"{result['parzen_standard_error']:.1f} (sigma {result['parzen_sigma']:.3f})")
         else:
             print(f"the quality numbers are for MNIST only: skipped for {self.config['dataset']}")
         write_json(result, self.out / "metrics.json")
         print(f"done: {self.iteration} iterations, {format_seconds(self.train_seconds)} of "
               f"training, {self.out / 'checkpoint.pt'}")
         return self.out
-
-    def _flush_log(self, last):
-        """Append the running means to the history and print the progress line."""
-        means = dict(zip(self.keys, (self.sums / self.count).tolist()))
-        self.sums, self.count = None, 0
-        self.history["iteration"].append(self.iteration)
-        self.history.setdefault("train_minutes", []).append(round(self.train_seconds / 60, 3))
-        for key, value in means.items():
-            self.history.setdefault(key, []).append(value)
-        self.progress.update(self.iteration, last=last, **means)
 
     def _check_weights(self):
         """Stop the run if any tracked network holds a weight that is not finite."""
@@ -731,7 +705,7 @@ class TrainingRun:
 
     def _write_checkpoint(self, name):
         save_checkpoint({
-            "model": self.model, "config": self.config, "iteration": self.iteration,
+            "model": self.script, "config": self.config, "iteration": self.iteration,
             "train_seconds": self.train_seconds, "history": self.history,
             "fixed_input": self.fixed_input, "rng": torch.get_rng_state(),
             **gpu_random_state(self.device),

@@ -432,13 +432,14 @@ def train(args):
     shape = config["image_shape"]
     fixed_noise = torch.randn(args.gif_samples, *shape, device=device)
     run.track({"denoiser": model, "ema_model": ema_model}, {"optimizer": optimizer}, fixed_noise)
+    run.load_resumed()                  # --resume: the checkpoint's weights, optimizers, RNG
     grid_labels = torch.arange(CLASSES, device=device).repeat(len(fixed_noise) // CLASSES)
 
     for iteration in range(run.start + 1, args.iters + 1):
         started = time.perf_counter()
         x0, labels = common.sample_batch(train_images, args.batch_size, train_labels)
         if args.lr_decay == "linear":
-            common.decay_learning_rate([optimizer], args.lr, run.done(iteration))
+            common.decay_learning_rate([optimizer], args.lr, run.fraction_done(iteration))
         loss = train_step(model, optimizer, schedule, x0, labels, config["p_uncond"])
         # EMA with a warm-up, decay min(ema, (1 + i) / (10 + i)): a short run is not dominated
         # by the random initial weights

@@ -224,10 +224,11 @@ def train(args):
         test_images, _ = common.dataset_tensors("mnist", device, args.data_dir, train=False)
     generator, discriminator = (net.to(device) for net in build_networks(config))
     ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
-    opt_g, opt_d = common.adam_pair(generator, discriminator, args.lr, args.beta1)
+    opt_g, opt_d = common.adam_pair(generator, discriminator, args.lr, (args.beta1, 0.999))
     fixed_z = torch.randn(args.gif_samples, config["z_dim"], device=device)  # every GIF frame
     run.track({"generator": generator, "discriminator": discriminator,
                "ema_generator": ema_generator}, {"opt_g": opt_g, "opt_d": opt_d}, fixed_z)
+    run.load_resumed()                  # --resume: the checkpoint's weights, optimizers, RNG
 
     @torch.no_grad()
     def snapshot():         # G_ema(fixed z); a DCGAN's batch norms get its own statistics
@@ -243,7 +244,7 @@ def train(args):
         real = common.sample_batch(train_images, args.batch_size)        # (B, C, H, W)
         z = torch.randn(args.batch_size, config["z_dim"], device=device)
         if args.lr_decay == "linear":   # the same for G and D
-            common.decay_learning_rate((opt_g, opt_d), args.lr, run.done(iteration))
+            common.decay_learning_rate((opt_g, opt_d), args.lr, run.fraction_done(iteration))
         loss_d, loss_g, real_logits, fake_logits = train_step(
             generator, discriminator, opt_g, opt_d, real, z, config["loss"])
         common.ema_update(ema_generator, generator, args.ema)

@@ -292,6 +292,7 @@ def train(args):
     fixed_noise = torch.randn(args.gif_samples, *shape, device=device)   # every GIF frame
     run.track({"denoiser": model, "ema_model": ema_model, "autoencoder": autoencoder.to(device)},
               {"optimizer": optimizer}, fixed_noise)
+    run.load_resumed()                  # --resume: the checkpoint's weights, optimizers, RNG
     latents = first_stage(run, autoencoder, train_images, args)   # stage 1: the data of stage 2
     grid_labels = torch.arange(CLASSES, device=device).repeat(len(fixed_noise) // CLASSES)
     clip = autoencoder.latent_bound.item()            # where x0_hat is clipped, as pixels at 1
@@ -300,7 +301,7 @@ def train(args):
         started = time.perf_counter()
         z0, labels = common.sample_batch(latents, args.batch_size, train_labels)
         if args.lr_decay == "linear":
-            common.decay_learning_rate([optimizer], args.lr, run.done(iteration))
+            common.decay_learning_rate([optimizer], args.lr, run.fraction_done(iteration))
         loss = diffusion.train_step(model, optimizer, schedule, z0, labels, config["p_uncond"])
         common.ema_update(ema_model, model, min(args.ema, (1 + iteration) / (10 + iteration)))
         run.log(iteration, time.perf_counter() - started, loss=loss)

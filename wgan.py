@@ -284,8 +284,7 @@ def make_optimizers(generator, critic, config):
         return (torch.optim.RMSprop(generator.parameters(), lr),
                 torch.optim.RMSprop(critic.parameters(), critic_lr))
     betas = config.get("betas") or ((0.5, 0.999) if config["loss"] == "gan" else (0.0, 0.9))
-    return (torch.optim.Adam(generator.parameters(), lr, betas, fused=True),
-            torch.optim.Adam(critic.parameters(), critic_lr, betas, fused=True))
+    return common.adam_pair(generator, critic, lr, tuple(betas), critic_lr)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,6 +314,7 @@ def train(args):
     fixed_z = torch.randn(args.gif_samples, config["z_dim"], device=device)  # every GIF frame
     run.track({"generator": generator, "critic": critic, "ema_generator": ema_generator},
               {"opt_g": opt_g, "opt_f": opt_f}, fixed_z)
+    run.load_resumed()                  # --resume: the checkpoint's weights, optimizers, RNG
 
     @torch.no_grad()
     def snapshot():         # G_ema(fixed z), with the batch-norm statistics of its own weights

@@ -69,7 +69,7 @@ def time_iterations(batches, iterations, warmup=50, typical=False):
         opt_d = torch.optim.Adam(discriminator.parameters(), 2e-4, (0.5, 0.999))
     else:
         step = gan.train_step
-        opt_g, opt_d = common.adam_pair(generator, discriminator, 2e-4, 0.5)
+        opt_g, opt_d = common.adam_pair(generator, discriminator, 2e-4)
     for iteration in range(warmup + iterations):
         if iteration == warmup:
             started = time.perf_counter()

@@ -43,7 +43,7 @@ def cgan_iteration():
               "image_shape": [1, 28, 28]}
     generator, discriminator = cgan.build_networks(config)
     ema_generator = copy.deepcopy(generator).requires_grad_(False)
-    opt_g, opt_d = common.adam_pair(generator, discriminator, args.lr, args.beta1)
+    opt_g, opt_d = common.adam_pair(generator, discriminator, args.lr, (args.beta1, 0.999))
     real, real_labels = torch.rand(BATCH, 1, 28, 28) * 2 - 1, torch.randint(10, (BATCH,))
 
     def iteration():

@@ -62,9 +62,11 @@ def parse_args(argv=None):
     parser.add_argument("--random-start", action="store_true",
                         help="start each attack at a random point of the eps ball (PGD, Madry et "
                              "al. 2018) instead of at the image (BIM)")
-    parser.add_argument("--step", type=common.bounded(float, above=0), default=0.01,
+    parser.add_argument("--step-size", "--step", dest="step", type=common.bounded(float, above=0),
+                        default=0.01, metavar="S",
                         help="sign step size")
-    parser.add_argument("--steps", type=positive, default=100, help="most iterations per image")
+    parser.add_argument("--iters", "--steps", dest="steps", type=positive, default=100, metavar="N",
+                        help="most iterations of the attack per image")
     parser.add_argument("--noise", choices=["uniform", "gaussian"], default="uniform",
                         help="starting images of the noise -> target experiment")
     parser.add_argument("--noise-images", type=positive, default=16)
@@ -320,7 +322,7 @@ def eps_sweep(classifier, sources, args):
 
 def noise_to_target(classifier, args, device):
     """The same steps from noise images, with no ball, until p(target) reaches --confidence
-    (or --steps runs out). Returns the noise, the converted images and their report."""
+    (or --iters runs out). Returns the noise, the converted images and their report."""
     shape = (args.noise_images, 1, 28, 28)
     noise = torch.rand(shape, device=device) if args.noise == "uniform" else \
         (0.5 + 0.25 * torch.randn(shape, device=device)).clamp(0, 1)

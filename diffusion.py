@@ -104,7 +104,8 @@ def add_arguments(parser, script, iters, channels, lr, lr_decay):
                         default=0.1, help="probability of dropping the label to 'no class' in "
                         "training; 0 trains a plain conditional model, which cannot be guided")
     parser.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
-    parser.add_argument("--steps", type=positive, default=50, help="DDIM steps")
+    parser.add_argument("--ddim-steps", "--steps", dest="steps", type=positive, default=50,
+                        metavar="N", help="DDIM sampling steps")
     parser.add_argument("--guidance", type=common.bounded(float, at_least=0),
                         help="classifier-free guidance w: 0 is the plain conditional model; a "
                              "larger w gives more typical, less varied samples (default 1, or 0 "
@@ -121,7 +122,7 @@ def check_arguments(parser, args):
     """The checks that involve two flags, as one-line errors."""
     common.check_run_arguments(parser, args)
     if args.steps > args.timesteps:
-        parser.error(f"--steps {args.steps}: at most --timesteps ({args.timesteps})")
+        parser.error(f"--ddim-steps {args.steps}: at most --timesteps ({args.timesteps})")
     if args.p_uncond == 0 and args.guidance and not (args.resume or args.checkpoint):
         parser.error("--guidance needs the unconditional model: a model trained with "
                      "--p-uncond 0 samples at --guidance 0 only")
@@ -363,7 +364,7 @@ def draw_samples(model, schedule, labels, shape, chunk=100, **sampling):
 
 def save_figures(model, schedule, out, class_names, shape, guidance, device, digit=8, steps=50,
                  can_guide=True, clip=1.0, decode=None):
-    """classes.png (one class per column, DDIM with the run's --steps), chain.png (DDPM, x_T ...
+    """classes.png (one class per column, DDIM with the run's --ddim-steps), chain.png (DDPM, x_T ...
     x_0 of one sample per class) and, for a model that learned the unconditional eps,
     guidance.png (the same digit from the same noise at w = 0, 0.5, 1, 2, 4). `decode` turns
     what is sampled into images (the latent model's decoder; pixels are images already)."""

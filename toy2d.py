@@ -83,10 +83,10 @@ def parse_args(argv=None):
                              "(default 300)")
     parser.add_argument("--g-hidden", type=positive,
                         help="gan and coverage: G's hidden units (default 128)")
-    parser.add_argument("--steps", type=positive, help="training steps (default: gan and critic "
-                                                  "2000, diffusion 6000, coverage 2000 a run; "
-                                                  "critic's fixed-generator and 1-D figures: at "
-                                                  "most 1000)")
+    parser.add_argument("--iters", "--steps", dest="steps", type=positive, metavar="N",
+                        help="training steps (default: gan and critic 2000, diffusion 6000, "
+                             "coverage 2000 a run; critic's fixed-generator and 1-D figures: at "
+                             "most 1000)")
     parser.add_argument("--seeds", type=positive, help="coverage: N runs a loss, seeds --seed ... "
                                                   "--seed + N - 1 (default 5)")
     parser.add_argument("--seed", type=int, default=0)

@@ -56,7 +56,7 @@ The networks of the course's exercise, sized for a CPU:
                    -> (16, 4s, 4s), conv -> (C, 4s, 4s), tanh; batch norm + ReLU between
                    (s = 7 for 28x28, 8 for 32x32): 1 dense + 3 conv layers
     discriminator  conv -> 16, conv -> 32, conv -> 64 channels (stride 2 each: 4x4 left),
-    or critic:     LeakyReLU and dropout (--dropout; none under the penalty) after each, then
+    or critic:     LeakyReLU and dropout (--d-dropout; none under the penalty) after each, then
                    dense -> 1 number:
                    3 conv + 1 dense layers; layer norm after each convolution. Not batch
                    norm: the gradient penalty is taken per sample, and batch norm would mix the
@@ -103,11 +103,12 @@ def parse_args(argv=None):
                                                      "only; default 0.01)")
     parser.add_argument("--gradient-penalty", type=above_0, metavar="LAMBDA",
                         help="WGAN-GP with this weight instead of clipping (the paper: 10)")
-    parser.add_argument("--lr", type=above_0, help="default 2e-4 (RMSprop, clipping), 5e-4 with "
-                                                   "--gradient-penalty, 2e-4 with --loss gan (Adam)")
+    parser.add_argument("--lr", type=above_0, help="default 2e-4 (RMSprop, clipping), 5e-4 "
+                        "with --gradient-penalty, 2e-4 with --loss gan (Adam)")
     parser.add_argument("--critic-lr", type=above_0, help="the critic's (or D's) own learning rate "
                         "(default: --lr)")
-    parser.add_argument("--dropout", type=common.bounded(float, at_least=0, below=1),
+    parser.add_argument("--d-dropout", "--dropout", dest="dropout", metavar="P",
+                        type=common.bounded(float, at_least=0, below=1),
                         help="dropout after each convolution of the critic or discriminator "
                              "(default 0.2; 0 with --gradient-penalty, whose penalty must see the "
                              "critic of the loss, not another random sub-network)")

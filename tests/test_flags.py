@@ -111,3 +111,15 @@ def test_every_numeric_and_choice_flag_refuses_bad_values_in_one_line(script, mo
             assert error and f"{script.__name__}.py: error: " in error[-1], (action.dest, value)
             tried += 1
     assert tried >= 10, tried     # every script has at least a few numeric or choice flags
+
+
+@pytest.mark.parametrize("script, new, old, value", [
+    (wgan, "--d-dropout", "--dropout", "0.1"), (diffusion, "--ddim-steps", "--steps", "20"),
+    (toy2d, "--iters", "--steps", "30"), (adversarial, "--iters", "--steps", "30"),
+    (adversarial, "--step-size", "--step", "0.02")])
+def test_a_renamed_flag_keeps_its_old_name(script, new, old, value):
+    # one name for one idea across the scripts; the commands printed in the docs still run
+    required = ["gan"] if script is toy2d else []
+    assert vars(script.parse_args(required + [new, value])) == \
+        vars(script.parse_args(required + [old, value]))
+    assert vars(script.parse_args(required + [new, value])) != vars(script.parse_args(required))

@@ -4,8 +4,8 @@ draws: for each checkpoint, --draws independent draws of N samples at each N of 
 common.sample_quality as a run's evaluation is (labels 0-9 spread evenly for the conditional
 models). A draw redoes everything random at sampling time: z (or the diffusion noise) and, for
 a generator with batch norm, its standing statistics (common.standing_statistics from a stream
-seeded with the draw's number; draw 0 is the evaluation of the run itself). Prints each
-number's mean and standard deviation over the draws. The diffusion models sample with DDIM 50
+seeded with the draw's number; a run's own evaluations use seed 0). Prints each number's mean
+and standard deviation over the draws. The diffusion models sample with DDIM 50
 steps at w = 1, as their runs evaluate.
 
 control (--control): 10,000 images with the ten classes balanced and little or no variety inside

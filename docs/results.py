@@ -260,8 +260,9 @@ def noise_tables():
         if "control" in found:
             lines += ["**Variety inside a class** (the same command, --control): 10,000 images, "
                       "FID against the test set", ""]
-            lines += markdown_table(found["control"]["columns"], found["control"]["rows"],
-                                    as_written=True) + [""]
+            lines += markdown_table(found["control"]["columns"], [
+                [name, f"{fid:.2f}", f"{entropy:.3f}"] for name, fid, entropy in
+                found["control"]["rows"]], as_written=True) + [""]
     rows = []
     for title, part, names in SEEDS:
         values = [seed_numbers(part, name) for name in names]

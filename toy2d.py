@@ -10,6 +10,7 @@ the code that learns is not this file's but gan.py's, wgan.py's and diffusion.py
 
     python toy2d.py gan --loss minimax     # the GAN game on a ring of 8 Gaussians
     python toy2d.py gan --loss logistic    # the same game with the non-saturating loss
+    python toy2d.py gan --double-sigmoid   # the course's bug: a sigmoid in D, then losses on logits
     python toy2d.py critic                 # what D and the WGAN's critics measure, 2-D and 1-D
     python toy2d.py diffusion              # a Swiss roll noised, denoised, and guided
     python toy2d.py coverage               # modes covered by four losses over five seeds
@@ -17,7 +18,10 @@ the code that learns is not this file's but gan.py's, wgan.py's and diffusion.py
 gan: gan.discriminator_loss, gan.generator_loss and gan.train_step on the ring of the
 unrolled-GAN paper (Metz et al., 2017: radius 2, each Gaussian's standard deviation sigma = 0.02),
 or (--data grid) a 5 x 5 grid of Gaussians (spacing 1.2, sigma = 0.05).
-D first trains alone for --d-warmup steps, so the game starts where D wins. The arrow at each
+D first trains alone for --d-warmup steps, so the game starts where D wins. --double-sigmoid
+shows the bug the course warns of: D's last layer a sigmoid, fed to gan.py's losses on logits,
+which apply the sigmoid again, so D's believed probability sigmoid(sigmoid(l)) can only lie in
+(sigmoid(0), sigmoid(1)) = (0.5, 0.73): D can never call a point fake. The arrow at each
 generated point x is the step G's loss asks of it, -grad_x l_G(x), with the per-point loss
 
     minimax   l_G = log(1 - D(x))  gives  -grad_x l_G = D(x) grad_x logit(x)
@@ -78,6 +82,8 @@ def parse_args(argv=None):
     parser.add_argument("--data", choices=["ring", "grid"],
                         help="gan: a ring of 8 Gaussians or a 5 x 5 grid of 25 (default ring)")
     positive = common.bounded(int, at_least=1)
+    parser.add_argument("--double-sigmoid", action="store_true", default=None,
+                        help="gan: D ends in a sigmoid, and the losses on logits apply another")
     parser.add_argument("--d-warmup", type=common.bounded(int, at_least=0),
                         help="gan: steps D trains alone before the game, so it starts ahead "
                              "(default 300)")
@@ -93,11 +99,12 @@ def parse_args(argv=None):
     parser.add_argument("--out", help="folder (default runs/toy2d/<experiment>)")
     args = parser.parse_args(argv)
     own = {"loss": ["gan"], "data": ["gan"], "d_warmup": ["gan"], "g_hidden": ["gan", "coverage"],
-           "seeds": ["coverage"]}
+           "seeds": ["coverage"], "double_sigmoid": ["gan"]}
     for name, experiments in own.items():
         if getattr(args, name) is not None and args.experiment not in experiments:
             parser.error(f"--{name.replace('_', '-')} is for {' and '.join(experiments)}")
     defaults = {"loss": "logistic", "data": "ring", "d_warmup": 300, "g_hidden": 128, "seeds": 5,
+                "double_sigmoid": False,
                 "steps": 6000 if args.experiment == "diffusion" else 2000}
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -153,6 +160,18 @@ class Critic(nn.Module):
 
     def forward(self, x):
         return self.net(x).squeeze(1)
+
+
+class SigmoidAtTheEnd(nn.Module):
+    """A discriminator whose last layer is a sigmoid: its output is a probability, not the logit
+    that gan.py's losses expect (--double-sigmoid)."""
+
+    def __init__(self, network):
+        super().__init__()
+        self.network = network
+
+    def forward(self, x):
+        return torch.sigmoid(self.network(x))
 
 
 class Denoiser(nn.Module):
@@ -279,9 +298,12 @@ def gan_game(args, out):
     data, centers, std = mixture(args.data, 50_000)
     modes_in_all = len(centers)
     generator, discriminator, opt_g, opt_d = make_gan(args.g_hidden)
+    if args.double_sigmoid:   # the same network and optimizer, a sigmoid after its last layer
+        discriminator = SigmoidAtTheEnd(discriminator)
     warm_up_discriminator(generator, discriminator, opt_d, data, args.d_warmup)
     fixed_z = torch.randn(1000, Z_DIM)
     frames, history, lengths = [], {"step": [], "modes": [], "high_quality": []}, []
+    losses = []                                     # (L_D, L_G) of every step
     pairs = {"minimax": [], "logistic": []}   # (D(G(z)), arrow length) of both losses, same fakes
     for step in range(1, args.steps + 1):
         real, z = common.sample_batch(data, 256), torch.randn(256, Z_DIM)
@@ -293,7 +315,8 @@ def gan_game(args, out):
             for loss in pairs:
                 arrows, d_fake = generator_arrows(discriminator, fakes, loss)
                 pairs[loss].append(torch.stack([d_fake, arrows.norm(dim=1)], 1))
-        gan.train_step(generator, discriminator, opt_g, opt_d, real, z, args.loss)
+        losses.append([value.item() for value in gan.train_step(
+            generator, discriminator, opt_g, opt_d, real, z, args.loss)[:2]])
         if step % max(1, args.steps // 40) == 0 or step == args.steps:
             with torch.no_grad():
                 fakes = generator(fixed_z)
@@ -315,8 +338,14 @@ def gan_game(args, out):
                  label=f"high-quality share x {modes_in_all}")
     axes[2].set(xlabel="step", ylim=(-0.3, modes_in_all + 0.3), title="mode coverage")
     axes[2].legend()
+    with torch.no_grad():   # what D believes, sigmoid of its output, over the drawn plane
+        believed = torch.sigmoid(discriminator(plane_grid()[0]))
+    loss_d, loss_g = np.mean(losses[-100:], axis=0)
     return finish(out, "gan", figure, frames, {
         "loss": args.loss, "data": args.data, "modes": modes_in_all, "steps": args.steps,
+        "double_sigmoid": args.double_sigmoid,
+        "d_believed_range": [round(believed.min().item(), 4), round(believed.max().item(), 4)],
+        "loss_d_last_100": round(float(loss_d), 4), "loss_g_last_100": round(float(loss_g), 4),
         "d_warmup": args.d_warmup, "seed": args.seed,
         "g_hidden": args.g_hidden, "modes_covered": modes, "high_quality": round(good, 4),
         "arrow_mean_length_first_steps": round(float(np.mean(lengths)), 4),
@@ -329,8 +358,9 @@ def gan_panels(discriminator, data, fakes, loss, step, modes, good, extra=0):
     figure, axes = common.pyplot().subplots(1, 1 + extra, figsize=(4.2 * (1 + extra), 4.2),
                                             squeeze=False)
     axes = axes[0]
-    image = draw_field(axes[0], discriminator, f"--loss {loss}, step {step}:\n{modes} modes, "
-                       f"{good:.0%} high quality", True, data, fakes)
+    bug = "D ends in a sigmoid: " if isinstance(discriminator, SigmoidAtTheEnd) else ""
+    image = draw_field(axes[0], discriminator, f"{bug}--loss {loss}, step {step}:\n{modes} "
+                       f"modes, {good:.0%} high quality", True, data, fakes)
     shown = fakes[::10]
     arrows, _ = generator_arrows(discriminator, shown, loss)   # one scale in every frame and run
     axes[0].quiver(*shown.T, *arrows.T, angles="xy", scale_units="xy", scale=ARROW_SCALE,

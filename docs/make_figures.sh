@@ -206,6 +206,7 @@ part_toy2d() {   # the models on points in the plane: seconds each
     toy gan-minimax gan --loss minimax
     toy gan-logistic gan --loss logistic
     toy gan-collapse gan --loss logistic --g-hidden 8     # a weaker G: the GAN collapses
+    toy gan-double-sigmoid gan --loss logistic --double-sigmoid   # the course's bug
     toy gan-grid gan --loss logistic --data grid
     toy critic critic
     toy diffusion diffusion

@@ -171,13 +171,19 @@ def toy_tables(name, metrics):
     if name.startswith("gan"):
         shape = {"ring": "ring of 8 Gaussians", "grid": "5 x 5 grid of 25 Gaussians"}[
             metrics.get("data", "ring")]
-        return [f"{shape}, --loss {metrics['loss']}, {metrics['steps']:,} steps after "
+        columns = [f"modes covered (of {metrics.get('modes', 8)})", "high-quality share",
+                   f"arrows' mean length, first {metrics['first_steps']} steps"]
+        row = [metrics["modes_covered"], f"{metrics['high_quality']:.1%}",
+               metrics["arrow_mean_length_first_steps"]]
+        if "d_believed_range" in metrics:
+            columns += ["D's belief over the plane: lowest, highest",
+                        "L_D, L_G (mean of the last 100 steps)"]
+            row += [", ".join(map(str, metrics["d_believed_range"])),
+                    f"{metrics['loss_d_last_100']}, {metrics['loss_g_last_100']}"]
+        bug = ", D ending in a sigmoid (--double-sigmoid)" if metrics.get("double_sigmoid") else ""
+        return [f"{shape}, --loss {metrics['loss']}{bug}, {metrics['steps']:,} steps after "
                 f"D's {metrics['d_warmup']} alone, G with {metrics['g_hidden']} hidden units"
-                + seconds, ""] + markdown_table(
-            [f"modes covered (of {metrics.get('modes', 8)})", "high-quality share",
-             f"arrows' mean length, first {metrics['first_steps']} steps"],
-            [[metrics["modes_covered"], f"{metrics['high_quality']:.1%}",
-              metrics["arrow_mean_length_first_steps"]]], as_written=True)
+                + seconds, ""] + markdown_table(columns, [row], as_written=True)
     if name.startswith("critic"):
         slopes, fixed = metrics["figure_2"], metrics.get("figure_1")
         rows = [[critic, recipe(value), value["modes_covered"], f"{value['high_quality']:.1%}"]

@@ -76,6 +76,17 @@ def test_the_toy_diffusion_runs_diffusion_py_s_step_sampler_and_guidance(monkeyp
     assert set(metrics["guidance"]) == {"w=0", "w=1", "w=3"}
 
 
+def test_a_sigmoid_before_the_losses_on_logits_confines_d_s_belief(tmp_path):
+    # the losses apply sigmoid to what D returns: sigmoid(sigmoid(l)) lies in (0.5, 0.7311)
+    metrics = toy2d.main(["gan", "--double-sigmoid", "--steps", "3", "--d-warmup", "2",
+                          "--out", str(tmp_path / "bug")])
+    low, high = metrics["d_believed_range"]
+    assert 0.5 < low <= high < 1 / (1 + math.exp(-1)) + 1e-4
+    assert metrics["double_sigmoid"] is True
+    correct = toy2d.main(["gan", "--steps", "3", "--d-warmup", "2", "--out", str(tmp_path / "ok")])
+    assert correct["d_believed_range"][0] < 0.5 and correct["double_sigmoid"] is False
+
+
 def test_the_game_on_the_grid_counts_25_modes(tmp_path):
     metrics = toy2d.main(["gan", "--data", "grid", "--steps", "2", "--d-warmup", "1",
                           "--out", str(tmp_path / "grid")])
@@ -93,6 +104,7 @@ def test_two_seeded_runs_give_the_same_numbers(tmp_path):
 
 
 @pytest.mark.parametrize("flags", [["critic", "--loss", "minimax"], ["diffusion", "--seeds", "2"],
+                                   ["critic", "--double-sigmoid"],
                                    ["critic", "--data", "grid"], ["gan", "--data", "moons"],
                                    ["gan", "--steps", "0"], ["coverage", "--d-warmup", "5"],
                                    ["gan", "--d-warmup", "-1"], ["swiss"]])

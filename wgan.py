@@ -86,13 +86,11 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", choices=list(common.DATASETS), default="mnist")
     positive = common.bounded(int, at_least=1)
     parser.add_argument("--z-dim", type=common.bounded(int, at_least=50, at_most=200), default=100,
-                        help="latent size, 50-200 (the range the DCGAN exercise of the course "
-                             "sets)")
+                        help="latent size, 50-200 (the course's DCGAN exercise)")
     parser.add_argument("--iters", type=positive, default=100000, help="most generator iterations")
     parser.add_argument("--batch-size", type=positive, default=64)
     parser.add_argument("--loss", choices=["wasserstein", "gan"], default="wasserstein",
-                        help="what the second network learns: the critic of W, or the GAN's "
-                             "discriminator")
+                        help="the second network: W's critic, or the GAN's discriminator")
     parser.add_argument("--n-critic", type=positive, help="critic (or D) steps per G step (default "
                         "2 with clipping, else 1; with --critic-schedule paper 5)")
     parser.add_argument("--critic-schedule", choices=["constant", "paper"], default="constant",
@@ -109,9 +107,8 @@ def parse_args(argv=None):
                         "(default: --lr)")
     parser.add_argument("--d-dropout", "--dropout", dest="dropout", metavar="P",
                         type=common.bounded(float, at_least=0, below=1),
-                        help="dropout after each convolution of the critic or discriminator "
-                             "(default 0.2; 0 with --gradient-penalty, whose penalty must see the "
-                             "critic of the loss, not another random sub-network)")
+                        help="dropout after each convolution of the critic or D (default 0.2; "
+                             "0 with --gradient-penalty, whose penalty must see f itself)")
     common.add_run_arguments(parser, "wgan", sample_every=200, eval_every=1000,
                              checkpoint_every=1000, minutes=20.0)
     args = parser.parse_args(argv)
@@ -119,6 +116,17 @@ def parse_args(argv=None):
     if args.clip is not None and not clipped:
         parser.error("--clip is for the clipped WGAN (--loss wasserstein without "
                      "--gradient-penalty)")
+    if args.loss == "gan" and args.gradient_penalty is not None:
+        parser.error("--gradient-penalty is for --loss wasserstein")
+    if (args.generate is None) != (args.checkpoint is None):
+        parser.error("--generate N and --checkpoint CKPT go together")
+    common.check_run_arguments(parser, args)
+    fill_recipe(args, clipped)
+    return args
+
+
+def fill_recipe(args, clipped):
+    """The flags not given take the recipe of the loss asked for (see the docstring)."""
     if clipped and args.clip is None:
         args.clip = 0.01
     if args.n_critic is None:
@@ -129,15 +137,9 @@ def parse_args(argv=None):
         args.lr = 5e-4 if args.gradient_penalty else 2e-4
     if args.critic_lr is None:
         args.critic_lr = args.lr
-    common.check_run_arguments(parser, args)
-    if args.loss == "gan" and args.gradient_penalty is not None:
-        parser.error("--gradient-penalty is for --loss wasserstein")
     if clipped and not 0.001 <= args.clip <= 0.1:
         warnings.warn(f"--clip {args.clip} is outside [0.001, 0.1]: expect a critic that cannot "
-                      "learn (too small) or trains very slowly (too large)", stacklevel=2)
-    if (args.generate is None) != (args.checkpoint is None):
-        parser.error("--generate N and --checkpoint CKPT go together")
-    return args
+                      "learn (too small) or trains very slowly (too large)", stacklevel=3)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,6 +31,8 @@ CONSTANTS = {
     "200", "500",
     # toy2d.py's optimal discriminator between N(2, 0.3^2) and N(-2, 0.3^2): sigmoid(400 x / 9)
     "400",
+    # Kurakin et al.'s number of BIM steps, min(eps + 4, 1.25 eps); sigmoid(1) = 0.73
+    "1.25", "0.73",
 }
 
 NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?(?:e-?\d+)?)(%?)(?: times)?")

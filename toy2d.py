@@ -358,7 +358,7 @@ def gan_panels(discriminator, data, fakes, loss, step, modes, good, extra=0):
     figure, axes = common.pyplot().subplots(1, 1 + extra, figsize=(4.2 * (1 + extra), 4.2),
                                             squeeze=False)
     axes = axes[0]
-    bug = "D ends in a sigmoid: " if isinstance(discriminator, SigmoidAtTheEnd) else ""
+    bug = "D ends in a sigmoid,\n" if isinstance(discriminator, SigmoidAtTheEnd) else ""
     image = draw_field(axes[0], discriminator, f"{bug}--loss {loss}, step {step}:\n{modes} "
                        f"modes, {good:.0%} high quality", True, data, fakes)
     shown = fakes[::10]

@@ -292,10 +292,11 @@ def converted_share(classifier, images, args):
 
 
 def sweep_steps(eps, step, most):
-    """Kurakin et al.'s number of iterations for the basic iterative method, min(eps + 4,
-    1.25 eps) steps of one grey level (eps in grey levels), in steps of `step`: enough to reach
-    the ball's edge and move along it a little; at most `most`."""
-    return min(most, math.ceil(min(eps / step + 4, 1.25 * eps / step)))
+    """Kurakin et al.'s budget for the basic iterative method: min(eps + 4, 1.25 eps) steps of one
+    grey level (eps in grey levels), a distance of min(eps + 4/255, 1.25 eps) in pixels, walked
+    here in steps of `step`: enough to reach the ball's edge and move along it a little; at most
+    `most`. (Rounded to 9 digits first, so that 0.35 / 0.01 = 34.999... counts as 35.)"""
+    return min(most, math.ceil(round(min(eps + 4 / 255, 1.25 * eps) / step, 9)))
 
 
 def eps_sweep(classifier, sources, args):

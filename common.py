@@ -363,7 +363,7 @@ def add_run_arguments(parser, script, sample_every, eval_every, checkpoint_every
 def add_shared_arguments(parser, script, generates=False):
     """The flags of every script that reads data: data, seed, device, output."""
     parser.add_argument("--data-dir", help="data folder (default: $DATA_DIR, else ./data)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=bounded(int, at_least=0, below=2 ** 32), default=0)
     parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
     parser.add_argument("--out", help=f"run folder (default runs/{script}/<time>)"
                         + ("; with --generate, the .npz file to write" if generates else ""))
@@ -382,7 +382,7 @@ def check_d_dropout(parser, args):
         args.d_dropout = 0.3 if args.arch == "mlp" else 0.0
     elif args.arch != "mlp" and args.d_dropout:
         parser.error("--d-dropout is for the MLP discriminator (--arch mlp)")
-    elif not 0 <= args.d_dropout < 1:   # (not in its type: None means the architecture's)
+    elif not 0 <= args.d_dropout < 1:
         parser.error("--d-dropout must be in [0, 1)")
 
 
@@ -552,6 +552,7 @@ class TrainingRun:
             raise UserError(f"the checkpoint has trained for {self.train_seconds / 60:.2f} "
                             f"minutes already; ask for more with --minutes")
         self.iteration, self.sums, self.count, self.quality = self.start, None, 0, None
+        self.resumed = False
         # (path, iteration) of the last checkpoint written, named if the run diverges
         self.saved = (Path(args.resume), self.start) if self.state else None
         self.best_fid = min(self.history.get("eval_fid") or [float("inf")])   # of best.pt
@@ -571,6 +572,7 @@ class TrainingRun:
     def load_resumed(self):
         """On --resume: the checkpoint's weights, optimizer states, random state and fixed input,
         loaded into what track() named, in place. Without --resume, nothing."""
+        self.resumed = True   # log() checks that the script made this call
         if not self.state:
             return
         for key, network in self.networks.items():
@@ -608,6 +610,7 @@ class TrainingRun:
     def log(self, iteration, seconds, **values):
         """Count the step's `seconds` of training and keep the running means of its numbers,
         written to the history every `log_every` iterations (and at the last)."""
+        assert self.resumed, "a training loop calls run.load_resumed() after run.track()"
         self.iteration = iteration
         self.train_seconds += seconds
         with torch.no_grad():
@@ -913,7 +916,7 @@ def save_checkpoint(state, path):
 
 def load_checkpoint(path, model, config_keys=()):
     """Load a checkpoint written by the script called `model`, whose config has `config_keys`;
-    anything else is a UserError."""
+    anything else is a UserError. model=None: only the name of the script that wrote it."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} " + ("is not a file" if path.exists()
@@ -929,6 +932,8 @@ def load_checkpoint(path, model, config_keys=()):
     written_by = state["model"]
     if written_by == "diffusion" and state["config"].get("space") == "latent":
         written_by = "latent_diffusion"   # the latent model, in the older layout of its checkpoint
+    if model is None:                     # asked only which script wrote it
+        return written_by
     if written_by != model:
         raise UserError(f"{path} is a checkpoint of {written_by}.py, not {model}.py")
     if state.get("format") != CHECKPOINT_FORMAT:

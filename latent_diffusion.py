@@ -251,8 +251,6 @@ def first_stage(run, autoencoder, train_images, args):
     return latents
 
 
-
-
 # ---------------------------------------------------------------------------------------------
 # The training loop: stage 1, then diffusion.py's training step on the latents
 

@@ -53,13 +53,14 @@ def measure(name, draw, labels, classifier, data_dir, train_steps):
 def load_diffusion(path):
     """(denoiser, schedule, shape sampled, where x0_hat is clipped, decode, training steps) of a
     diffusion.py or a latent_diffusion.py checkpoint."""
-    try:
-        model, schedule, config = diffusion.load_model(path, "cpu")
-        shape, clip, decode, script = config["image_shape"], 1.0, (lambda x: x), "diffusion"
-    except common.UserError:   # not the pixel model's: the latent model's, or a one-line error
+    script = common.load_checkpoint(path, None)
+    if script == "latent_diffusion":
         model, schedule, config, autoencoder = latent_diffusion.load_model(path, "cpu")
         shape, clip = latent_diffusion.latent_shape(config), autoencoder.latent_bound.item()
-        decode, script = (lambda z: latent_diffusion.decode(autoencoder, z)), "latent_diffusion"
+        decode = lambda z: latent_diffusion.decode(autoencoder, z)   # noqa: E731
+    else:                                  # diffusion.py's, or a one-line error naming its script
+        model, schedule, config = diffusion.load_model(path, "cpu")
+        shape, clip, decode = config["image_shape"], 1.0, (lambda x: x)
     return model, schedule, shape, clip, decode, common.load_checkpoint(path, script)["iteration"]
 
 
@@ -99,6 +100,8 @@ def main():
                         help="the table's title in docs/RESULTS.md")
     parser.add_argument("--data-dir")
     args = parser.parse_args()
+    if args.diffusion and common.load_checkpoint(args.diffusion, None) != "diffusion":
+        parser.error(f"--diffusion {args.diffusion}: not a checkpoint of diffusion.py (pixels)")
     torch.set_grad_enabled(False)
     classifier = common.load_classifier()          # loaded outside the timings
 

@@ -37,7 +37,7 @@ MEASURES = ("fid", "class_entropy", "conditional_accuracy")
 
 def sampler(path):
     """(what the checkpoint is, draw(n, seed) -> (images in [-1, 1], labels or None))."""
-    model = torch.load(path, map_location="cpu", weights_only=True).get("model")
+    model = common.load_checkpoint(path, None)
     if model in ("diffusion", "latent_diffusion"):
         denoiser, schedule, shape, clip, decode, _ = diffusion_vs_cgan.load_diffusion(path)
 
@@ -46,7 +46,9 @@ def sampler(path):
             labels = common.class_labels(n, None, "cpu")
             return decode(diffusion.draw_samples(denoiser, schedule, labels, shape, clip=clip,
                                                  guidance=1.0, sampler="ddim", steps=50)), labels
-        return ("pixel" if clip == 1.0 else "latent") + " diffusion", draw
+        return f"{model}.py", draw
+    if model not in ("gan", "cgan", "wgan"):
+        raise common.UserError(f"{path}: a checkpoint of {model}.py, which draws no samples")
     state = common.load_checkpoint(path, model)
     config = state["config"]
     script = {"gan": gan, "cgan": cgan, "wgan": wgan}[model]
@@ -70,7 +72,7 @@ def draw_noise(name, path, counts, draws, classifier, data_dir, diffusion_n):
     model's samples are costly: only the N up to diffusion_n."""
     kind, draw = sampler(path)
     results = {}
-    for n in [n for n in counts if n <= diffusion_n or not kind.startswith("diffusion")]:
+    for n in [n for n in counts if n <= diffusion_n or "diffusion" not in kind]:
         values = {measure: [] for measure in MEASURES}
         for seed in range(draws):
             images, labels = draw(n, seed)
@@ -88,7 +90,8 @@ def draw_noise(name, path, counts, draws, classifier, data_dir, diffusion_n):
 def repeated(images, labels, per_class, n):
     """n images, the classes balanced: the first `per_class` images of each class, each repeated
     n / (10 per_class) times."""
-    chosen = torch.cat([torch.nonzero(labels == digit).flatten()[:per_class] for digit in range(10)])
+    chosen = torch.cat([torch.nonzero(labels == digit).flatten()[:per_class]
+                        for digit in range(10)])
     times = n // len(chosen)
     return images[chosen].repeat_interleave(times, 0), labels[chosen].repeat_interleave(times)
 
@@ -115,8 +118,8 @@ def control(classifier, data_dir, n=10000):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoints", nargs="*", metavar="NAME=CKPT",
-                        help="a name for the table and a checkpoint of gan.py, cgan.py, wgan.py "
-                             "or diffusion.py")
+                        help="a name for the table and a checkpoint of gan.py, cgan.py, wgan.py, "
+                             "diffusion.py or latent_diffusion.py")
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--n", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--diffusion-n", type=int, default=1000,

@@ -241,8 +241,8 @@ part_inspect() {   # the limits section: what the samples of each model get wron
 }
 
 all=(gan-minimax gan-logistic gan-no-dropout gan-seeds dcgan cgan cgan-conv wgan-gan wgan-clip wgan-gp-dropout
-     wgan-gp wgan-sweep ema-bn adversarial diffusion latent no-dropout compare measures speed inspect
-     toy2d)
+     wgan-gp wgan-sweep ema-bn adversarial diffusion latent no-dropout compare measures noise speed
+     inspect toy2d)
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=("${all[@]}")
 for part in "${parts[@]}"; do

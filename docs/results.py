@@ -19,7 +19,8 @@ import common  # noqa: E402
 
 RUNS = Path(__file__).resolve().parent / "runs"
 PARTS = [("gan", "The vanilla GAN (gan.py)"), ("cgan", "The conditional GAN (cgan.py)"),
-         ("wgan", "DCGAN against WGAN (wgan.py)"), ("diffusion", "Diffusion (diffusion.py, latent_diffusion.py)"),
+         ("wgan", "DCGAN against WGAN (wgan.py)"),
+         ("diffusion", "Diffusion (diffusion.py, latent_diffusion.py)"),
          ("adversarial", "Adversarial examples (adversarial.py)"),
          ("toy2d", "The models on points in the plane (toy2d.py)"),
          ("inspect", "What the averages hide: single samples (benchmarks/inspect_samples.py)"),
@@ -73,7 +74,8 @@ def command_today(command):
     if command.startswith("diffusion.py --space latent"):             # a benchmark's row name
         return command.replace("diffusion.py --space latent", "latent_diffusion.py", 1)
     if command.startswith("python diffusion.py") and " --space latent" in command:
-        return command.replace(" --space latent", "").replace("diffusion.py", "latent_diffusion.py", 1)
+        return (command.replace(" --space latent", "")
+                .replace("diffusion.py", "latent_diffusion.py", 1))
     return command
 
 
@@ -189,14 +191,16 @@ def toy_tables(name, metrics):
         rows = [[critic, recipe(value), value["modes_covered"], f"{value['high_quality']:.1%}"]
                 for critic, value in metrics.items() if isinstance(value, dict)
                 and "modes_covered" in value]
-        lines = [f"the ring, {metrics['steps']:,} steps each" + ("; coverage: the mean of the "
-                 "last 10 evaluations (every 50 steps)" if fixed else "") + seconds, ""] + markdown_table(
+        averaged = "; coverage: the mean of the last 10 evaluations (every 50 steps)"
+        lines = [f"the ring, {metrics['steps']:,} steps each" + (averaged if fixed else "")
+                 + seconds, ""] + markdown_table(
             ["loss", "recipe", "modes covered (of 8)", "high-quality share"], rows,
             as_written=True)
         if fixed:
             lines += ["", f"against a generator fixed at data + N(0, I) (the WGAN-GP paper's "
-                          f"Figure 1), {fixed['steps']:,} critic steps: the step by which each "
-                          f"critic's loss (a mean of 100 steps) came within 5% of its lowest: "
+                          f"Figure 1), {fixed['steps']:,} critic steps: the first step at which "
+                          f"each critic's loss (a mean of 100 steps) came within 5% of its whole "
+                          f"fall: "
                       + ", ".join(f"{key} {step:,}" for key, step in fixed["settled_at"].items())]
         return lines + [
             "", f"1-D (the WGAN paper's Figure 2): mean |dD/dx| at the fake points "

@@ -147,9 +147,11 @@ def test_a_radius_outside_the_pixel_range_is_refused(eps, capsys):
 @given(st.floats(0.001, 1.0), st.sampled_from([1 / 255, 0.005, 0.01, 0.02]),
        st.integers(1, 200))
 def test_the_sweep_s_steps_reach_the_ball_s_edge_and_few_more(eps, step, most):
-    # Kurakin et al.: min(eps + 4, 1.25 eps) steps of one grey level (eps in grey levels)
+    # Kurakin et al.: min(eps + 4, 1.25 eps) steps of one grey level (eps in grey levels): the
+    # distance walked reaches the edge (eps) and goes on at most 4 grey levels
     steps = adversarial.sweep_steps(eps, step, most)
     assert steps <= most
-    if most >= eps / step + 5:
-        assert eps / step <= steps <= eps / step + 5             # the edge, then at most 4 more
+    if most >= (eps + 4 / 255) / step + 1:
+        assert eps - 1e-9 <= steps * step < eps + 4 / 255 + step
     assert adversarial.sweep_steps(0.0, step, most) == 0
+    assert adversarial.sweep_steps(0.35, 0.01, 100) == 37      # 0.35 + 4/255 = 0.3657: 37 steps

@@ -5,12 +5,14 @@ reorganizes code must leave every number as it was.
     DATA_DIR=/path/to/data python benchmarks/reproduce.py run /tmp/after      # at the next
     python benchmarks/reproduce.py compare /tmp/before /tmp/after
 
-run: each script on real MNIST for a few steps with evaluations, snapshots and checkpoints every
-few steps, on one thread (so that sums add up in the same order). compare: every tensor of every
-checkpoint (weights, optimizer states, random state, fixed input), the histories, metrics.json
-and every PNG, GIF and NPZ, byte for byte or value for value; it ignores only what measures time
-or names the run (training seconds and minutes, provenance, the --out path) and prints every
-other difference. Exit status 1 when something differs.
+run: each training script on real MNIST for a few steps with evaluations, snapshots and
+checkpoints every few steps, a gan.py run stopped and resumed, sampling from both diffusion
+scripts' checkpoints, and toy2d.py's experiments, on one thread (so that sums add up in the same
+order). compare: every tensor of every checkpoint (weights, optimizer states, random state, fixed
+input), the histories, metrics.json and every PNG, GIF and NPZ, byte for byte or value for value;
+it ignores only what measures time or names the run (training seconds and minutes, provenance,
+the --out path) and prints every other difference, such as a configuration key that one version
+has and the other not. Exit status 1 when something differs.
 """
 import argparse
 import json
@@ -58,6 +60,10 @@ def run(folder):
         print(f"{name}: python {' '.join(command)}", flush=True)
         subprocess.run([sys.executable, *command, "--out", str(out)], cwd=ROOT, env=env,
                        check=True, stdout=subprocess.DEVNULL)
+    resumed = Path(folder) / "gan-mlp-resumed"                   # stopped at 5, resumed to 10
+    for iters, more in (("5", []), ("10", ["--resume", str(resumed / "checkpoint.pt")])):
+        subprocess.run([sys.executable, *RUNS["gan-mlp"], "--iters", iters, "--out", str(resumed),
+                        *more], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
     for checkpoint in ("diffusion-pixel", "diffusion-latent"):   # and sampling from a checkpoint
         command = RUNS[checkpoint][:1] if checkpoint == "diffusion-pixel" else LATENT[:1]
         subprocess.run([sys.executable, *command, "--checkpoint",
@@ -113,7 +119,7 @@ def compare(before, after):
                       if key not in y.files or not np.array_equal(x[key], y[key])]
         elif a.read_bytes() != b.read_bytes():
             found.append(f"{name}: the bytes differ")
-    print(f"compared {compared} files of {len(RUNS) + 2} runs")
+    print(f"compared {compared} files of {len(RUNS) + 3} runs")
     print("\n".join(found) if found else "identical: every tensor, number, image and GIF")
     return 1 if found else 0
 
@@ -123,6 +129,8 @@ def main():
     parser.add_argument("action", choices=["run", "compare"])
     parser.add_argument("folders", nargs="+")
     args = parser.parse_args()
+    if len(args.folders) != (1 if args.action == "run" else 2):
+        parser.error("run takes one folder, compare two")
     if args.action == "run":
         run(args.folders[0])
     else:

@@ -1,12 +1,13 @@
 """The shared toolbox: data, run plumbing, figures, checkpoints, the measuring classifier.
 
 A student may skip this file: each script (gan.py, cgan.py, wgan.py, diffusion.py,
-adversarial.py) holds its own algorithm and takes from here only what every script does the same
-way. It imports no script.
+latent_diffusion.py, adversarial.py, toy2d.py) holds its own algorithm and takes from here only
+what every script does the same way. It imports no script.
 
     errors       UserError, exit_on_user_error (one line, no traceback)
     data         load_dataset, to_training_tensor, dataset_tensors, sample_batch, file_digest
-    run          argument_parser, add_run_arguments, check_run_arguments, check_d_dropout,
+    run          argument_parser, bounded (a flag's type with its bounds), add_run_arguments,
+                 add_shared_arguments, check_run_arguments, check_d_dropout,
                  pick_device, seed_everything, adam_pair, ema_update, standing_statistics,
                  decay_learning_rate, Progress,
                  TrainingRun (what a training loop does besides learning), draw_samples,

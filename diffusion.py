@@ -487,11 +487,13 @@ def load_model(path, device):
             config)
 
 
-def timed_samples(model, schedule, labels, shape, guidance, args, clip=1.0):
-    """The samples of --generate or --digit, with the time per sample of the chosen sampler."""
+def timed_samples(model, schedule, labels, shape, guidance, args, clip=1.0, decode=None):
+    """The images of --generate or --digit (`decode` turns a latent model's samples into images),
+    with the time per sample of the chosen sampler, decoding included."""
     started = time.perf_counter()
     samples = draw_samples(model, schedule, labels, shape, guidance=guidance, sampler=args.sampler,
                            steps=args.steps, clip=clip)
+    samples = decode(samples) if decode else samples
     seconds = time.perf_counter() - started
     steps = len(sampling_timesteps(schedule, args.sampler, args.steps))
     print(f"{len(labels)} samples, {args.sampler.upper()} with {steps} steps, guidance "

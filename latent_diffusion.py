@@ -358,9 +358,10 @@ def generate(args):
     guidance = diffusion.guidance_weight(args, config, args.checkpoint)
     common.seed_everything(args.seed)
     labels = common.class_labels(args.generate or 100, args.digit, device)
-    latents = diffusion.timed_samples(model, schedule, labels, latent_shape(config), guidance,
-                                      args, clip=autoencoder.latent_bound.item())
-    common.save_class_samples(decode(autoencoder, latents), labels, args, args.digit, args.digit)
+    images = diffusion.timed_samples(model, schedule, labels, latent_shape(config), guidance, args,
+                                     clip=autoencoder.latent_bound.item(),
+                                     decode=lambda z: decode(autoencoder, z))
+    common.save_class_samples(images, labels, args, args.digit, args.digit)
 
 
 @common.exit_on_user_error

@@ -228,7 +228,7 @@ def test_the_paper_s_critic_schedule(iteration, expected):
     settings = {"critic_schedule": args.critic_schedule, "n_critic": args.n_critic}
     assert wgan.critic_steps(iteration, settings) == expected
     assert wgan.critic_steps(iteration, {**settings, "critic_schedule": "constant"}) == 5
-    assert wgan.critic_steps(iteration, {"n_critic": 2}) == 2   # a checkpoint made before it
+    assert wgan.critic_steps(iteration, {"n_critic": 2}) == 2   # a config without the key
 
 
 def test_the_training_loop_takes_the_scheduled_critic_steps(tiny_data, tmp_path):

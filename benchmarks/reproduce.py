@@ -110,8 +110,9 @@ def compare(before, after):
                                  str(name))
         elif name.suffix == ".json":
             one, two = json.loads(a.read_text()), json.loads(b.read_text())
-            for metrics in (one, two):   # the run folder's own path
-                metrics.get("flags", {}).pop("out", None)
+            for metrics in (one, two):   # the run folder's own paths
+                for path in ("out", "resume"):
+                    metrics.get("flags", {}).pop(path, None)
             found += differences(one, two, str(name))
         elif name.suffix == ".npz":
             x, y = np.load(a), np.load(b)

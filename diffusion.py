@@ -46,15 +46,13 @@ size. Each residual block is GroupNorm -> SiLU -> conv, twice. The time t (sinus
 and the class (one-hot, 11 slots: ten digits and "no class") are joined and passed through a
 small MLP, and every block turns that embedding into a scale and a shift of its normalized
 features: the class can then change what each feature means, not only add a constant to it,
-which a bias per channel would.
-No self-attention: at 7x7 the convolutions already cover the image.
+which a bias per channel would. No self-attention: at 7x7 the convolutions already cover the image.
 
 Every x0_hat is clipped to the pixels' range [-1, 1] at every step of both samplers ("static
-thresholding"): a sample cannot wander outside the images' range, at the price of pushing
-strongly guided pixels against the bound (Imagen's dynamic thresholding softens this).
-
-latent_diffusion.py (Stable Diffusion in miniature) imports this file's schedule, residual
-blocks, training step, samplers and guidance and runs them on an autoencoder's latents.
+thresholding"): no sample leaves the images' range, at the price of pushing strongly guided
+pixels against the bound (Imagen's dynamic thresholding softens this). latent_diffusion.py
+(Stable Diffusion in miniature) runs this file's schedule, blocks, training step, samplers and
+guidance on an autoencoder's latents.
 
     python diffusion.py                                             # train on MNIST
     python diffusion.py --checkpoint runs/diffusion/X/checkpoint.pt --digit 3 --out threes.png
@@ -129,8 +127,7 @@ def check_arguments(parser, args):
     if args.channels % 8:
         parser.error("--channels must be a multiple of 8 (GroupNorm uses 8 groups)")
     if args.gif_samples % CLASSES:
-        parser.error(f"--gif-samples {args.gif_samples}: one class per column needs a "
-                     f"multiple of {CLASSES}")
+        parser.error(f"--gif-samples {args.gif_samples}: a class a column needs a multiple of 10")
     if (args.generate is not None or args.digit is not None) and not args.checkpoint:
         parser.error("--generate and --digit need --checkpoint CKPT")
     if args.checkpoint and args.generate is None and args.digit is None:
@@ -364,7 +361,7 @@ def draw_samples(model, schedule, labels, shape, chunk=100, **sampling):
 
 def save_figures(model, schedule, out, class_names, shape, guidance, device, digit=8, steps=50,
                  can_guide=True, clip=1.0, decode=None):
-    """classes.png (one class per column, DDIM with the run's --ddim-steps), chain.png (DDPM, x_T ...
+    """classes.png (a class a column, DDIM with the run's --ddim-steps), chain.png (DDPM, x_T ...
     x_0 of one sample per class) and, for a model that learned the unconditional eps,
     guidance.png (the same digit from the same noise at w = 0, 0.5, 1, 2, 4). `decode` turns
     what is sampled into images (the latent model's decoder; pixels are images already)."""
@@ -468,8 +465,7 @@ def train(args):
 
 
 def draw(model, schedule, shape, count, **sampling):
-    """(images, labels): `count` samples to measure, their labels spread evenly over the
-    classes."""
+    """(images, labels): `count` samples to measure, labels spread evenly over the classes."""
     wanted = common.class_labels(count, None, schedule.alpha_bar.device)
     return draw_samples(model, schedule, wanted, shape, **sampling), wanted
 
@@ -483,8 +479,8 @@ def load_model(path, device):
     config = state["config"]
     model = UNet(config["image_shape"][0], config["channels"])
     common.load_weights(model, state["ema_model"], path)
-    return (model.to(device).eval(), NoiseSchedule(config["timesteps"], config["schedule"], device),
-            config)
+    schedule = NoiseSchedule(config["timesteps"], config["schedule"], device)
+    return model.to(device).eval(), schedule, config
 
 
 def timed_samples(model, schedule, labels, shape, guidance, args, clip=1.0, decode=None):

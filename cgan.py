@@ -48,17 +48,7 @@ def parse_args(argv=None):
     parser = common.argument_parser(__doc__, __file__)
     parser.add_argument("--arch", choices=["mlp", "conv"], default="mlp")
     parser.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist")
-    positive = common.bounded(int, at_least=1)
-    parser.add_argument("--z-dim", type=positive, default=100, help="latent size")
-    parser.add_argument("--iters", type=positive, default=30000, help="total training iterations")
-    parser.add_argument("--batch-size", type=positive, default=64)
-    parser.add_argument("--lr", type=common.bounded(float, above=0), default=2e-4,
-                        help="Adam learning rate, both nets")
-    parser.add_argument("--beta1", type=common.bounded(float, at_least=0, below=1), default=0.5,
-                        help="Adam beta1")
-    parser.add_argument("--d-dropout", type=float, default=None,
-                        help="dropout rate in the MLP discriminator's hidden layers (default 0.3, "
-                             "as in gan.py: without it D memorizes the training images)")
+    common.add_gan_arguments(parser, iters=30000)
     common.add_run_arguments(parser, "cgan", sample_every=1000, eval_every=5000,
                              checkpoint_every=5000, gif_samples=100)
     parser.add_argument("--digit", type=common.bounded(int, at_least=0, at_most=CLASSES - 1),

@@ -7,7 +7,7 @@ what every script does the same way. It imports no script.
     errors       UserError, exit_on_user_error (one line, no traceback)
     data         load_dataset, to_training_tensor, dataset_tensors, sample_batch, file_digest
     run          argument_parser, bounded (a flag's type with its bounds), add_run_arguments,
-                 add_shared_arguments, check_run_arguments, check_d_dropout,
+                 add_gan_arguments, add_shared_arguments, check_run_arguments, check_d_dropout,
                  pick_device, seed_everything, adam_pair, ema_update, standing_statistics,
                  decay_learning_rate, Progress,
                  TrainingRun (what a training loop does besides learning), draw_samples,
@@ -359,6 +359,21 @@ def add_run_arguments(parser, script, sample_every, eval_every, checkpoint_every
     parser.add_argument("--checkpoint", metavar="CKPT", help="generate from this checkpoint")
     parser.add_argument("--generate", type=positive, metavar="N",
                         help="write N samples, no training")
+
+
+def add_gan_arguments(parser, iters):
+    """The GAN's own flags (gan.py, cgan.py): its sizes, Adam's rate and beta1, D's dropout."""
+    positive = bounded(int, at_least=1)
+    parser.add_argument("--z-dim", type=positive, default=100, help="latent size")
+    parser.add_argument("--iters", type=positive, default=iters, help="total training iterations")
+    parser.add_argument("--batch-size", type=positive, default=64)
+    parser.add_argument("--lr", type=bounded(float, above=0), default=2e-4,
+                        help="Adam learning rate, both nets")
+    parser.add_argument("--beta1", type=bounded(float, at_least=0, below=1), default=0.5,
+                        help="Adam beta1 (0.5 as in DCGAN)")
+    parser.add_argument("--d-dropout", type=float, default=None,
+                        help="dropout rate in the MLP discriminator's hidden layers (default 0.3; "
+                             "with 0, D memorizes the training images on long runs)")
 
 
 def add_shared_arguments(parser, script, generates=False):

@@ -61,20 +61,10 @@ def parse_args(argv=None):
                         help="generator loss: log(1 - D(G(z))) or -log D(G(z))")
     parser.add_argument("--arch", choices=["mlp", "dcgan"], default="mlp")
     parser.add_argument("--dataset", choices=list(common.DATASETS), default="mnist")
-    positive = common.bounded(int, at_least=1)
-    parser.add_argument("--z-dim", type=positive, default=100, help="latent size")
-    parser.add_argument("--iters", type=positive, default=20000, help="total training iterations")
-    parser.add_argument("--batch-size", type=positive, default=64)
-    parser.add_argument("--lr", type=common.bounded(float, above=0), default=2e-4,
-                        help="Adam learning rate, both nets")
-    parser.add_argument("--beta1", type=common.bounded(float, at_least=0, below=1), default=0.5,
-                        help="Adam beta1 (0.5 as in DCGAN)")
+    common.add_gan_arguments(parser, iters=20000)
     parser.add_argument("--lr-decay", choices=["none", "linear"], default="none",
                         help="linear: the learning rate falls linearly over the run, towards 0 "
                              "at --iters, or at --minutes if the budget ends sooner (long runs)")
-    parser.add_argument("--d-dropout", type=float, default=None,
-                        help="dropout rate in the MLP discriminator's hidden layers (default 0.3; "
-                             "with 0, D memorizes the training images on long runs)")
     common.add_run_arguments(parser, "gan", sample_every=1000, eval_every=5000,
                              checkpoint_every=5000)
     args = parser.parse_args(argv)
